@@ -1,0 +1,30 @@
+//! Build script: passes nginx's feature cfgs to the compiler and tells the
+//! integration tests where the nginx binary of this build lives.
+
+use std::env;
+
+fn main() {
+    // nginx-sys detects the features of the nginx tree it was built against.
+    println!("cargo::rerun-if-env-changed=DEP_NGINX_FEATURES_CHECK");
+    println!(
+        "cargo::rustc-check-cfg=cfg(ngx_feature, values({}))",
+        env::var("DEP_NGINX_FEATURES_CHECK").unwrap_or_else(|_| "any()".to_string())
+    );
+    println!("cargo::rerun-if-env-changed=DEP_NGINX_FEATURES");
+    if let Ok(features) = env::var("DEP_NGINX_FEATURES") {
+        for feature in features.split(',').map(str::trim) {
+            println!("cargo::rustc-cfg=ngx_feature=\"{feature}\"");
+        }
+    }
+
+    // The integration tests start `<build dir>/nginx`, the binary that the
+    // module was compiled against, unless TEST_NGINX_BINARY overrides it.
+    println!("cargo::rerun-if-env-changed=DEP_NGINX_BUILD_DIR");
+    if let Ok(dir) = env::var("DEP_NGINX_BUILD_DIR") {
+        println!("cargo::rustc-env=AUTHGEAR_NGINX_BUILD_DIR={dir}");
+    }
+    println!("cargo::rerun-if-env-changed=DEP_NGINX_VERSION");
+    if let Ok(version) = env::var("DEP_NGINX_VERSION") {
+        println!("cargo::rustc-env=AUTHGEAR_NGINX_VERSION={version}");
+    }
+}

@@ -1,0 +1,125 @@
+//! The per-request state of the module, kept where an internal redirect
+//! cannot erase it.
+//!
+//! An internal redirect (`index`, `try_files`, `error_page`) zeroes every
+//! module context of the request and runs the access phase again. The state
+//! is therefore owned by a cleanup entry of the main request's pool, which
+//! survives redirects, and the module context only caches a pointer to it.
+
+use core::ffi::c_void;
+use core::ptr;
+
+use nginx_sys::{ngx_http_request_t, ngx_pool_cleanup_add, ngx_pool_cleanup_t};
+
+use crate::identity::Identity;
+
+/// How the resolver subrequest ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Failure {
+    /// The status of the subrequest: the resolver's, or the one nginx set
+    /// when no answer arrived (502, 504).
+    pub status: usize,
+    /// Whether the resolver sent a status line at all.
+    pub answered: bool,
+}
+
+#[derive(Debug)]
+pub enum Outcome {
+    /// The subrequest is in flight.
+    Pending,
+    /// The resolver answered 2xx.
+    Resolved(Identity),
+    /// The resolver could not be reached or answered another status.
+    Failed(Failure),
+}
+
+/// What the module knows about one client request.
+#[derive(Debug)]
+pub struct RequestState {
+    pub outcome: Outcome,
+    /// Whether the identity was already put on the request and the response,
+    /// so that a second pass after an internal redirect does not repeat it.
+    pub applied: bool,
+    /// Whether the failure was already logged.
+    pub reported: bool,
+}
+
+impl RequestState {
+    pub fn identity(&self) -> Option<&Identity> {
+        match &self.outcome {
+            Outcome::Resolved(identity) => Some(identity),
+            _ => None,
+        }
+    }
+}
+
+/// Drops the state when nginx destroys the request pool.
+unsafe extern "C" fn drop_state(data: *mut c_void) {
+    if !data.is_null() {
+        // SAFETY: `data` is the pointer `create` obtained from `Box::into_raw`,
+        // and nginx runs each cleanup handler once.
+        drop(Box::from_raw(data.cast::<RequestState>()));
+    }
+}
+
+fn module_ctx_slot(r: &ngx_http_request_t) -> *mut *mut c_void {
+    // SAFETY: nginx allocates `ctx` with one slot per HTTP module, and
+    // `ctx_index` is set once the module is loaded.
+    unsafe { r.ctx.add(crate::module().ctx_index) }
+}
+
+/// Finds the state of the main request of `r`, if the access handler has
+/// created one.
+///
+/// # Safety
+/// `r` must be a live request. The returned reference must not outlive it
+/// and must not overlap another one from `find` or `create`.
+pub unsafe fn find<'a>(r: &ngx_http_request_t) -> Option<&'a mut RequestState> {
+    let main = &*r.main;
+    let slot = module_ctx_slot(main);
+    if !(*slot).is_null() {
+        return Some(&mut *(*slot).cast::<RequestState>());
+    }
+
+    // After an internal redirect the module context is empty: look for the
+    // cleanup entry, as ngx_http_realip_module does.
+    let mut cleanup: *mut ngx_pool_cleanup_t = (*main.pool).cleanup;
+    while !cleanup.is_null() {
+        if (*cleanup).handler.is_some_and(|handler| {
+            core::ptr::fn_addr_eq(handler, drop_state as unsafe extern "C" fn(*mut c_void))
+        }) {
+            let state = (*cleanup).data;
+            *slot = state;
+            return Some(&mut *state.cast::<RequestState>());
+        }
+        cleanup = (*cleanup).next;
+    }
+    None
+}
+
+/// Creates the state of the main request `r` in its pool. Returns `None`
+/// when the pool is out of memory.
+///
+/// # Safety
+/// `r` must be a live main request with no state yet.
+pub unsafe fn create<'a>(r: &mut ngx_http_request_t) -> Option<&'a mut RequestState> {
+    let cleanup = ngx_pool_cleanup_add(r.pool, 0);
+    if cleanup.is_null() {
+        return None;
+    }
+    let state = Box::into_raw(Box::new(RequestState {
+        outcome: Outcome::Pending,
+        applied: false,
+        reported: false,
+    }));
+    (*cleanup).handler = Some(drop_state);
+    (*cleanup).data = state.cast();
+    *module_ctx_slot(r) = state.cast();
+    Some(&mut *state)
+}
+
+/// Returns a raw pointer to the state, for the subrequest's completion
+/// handler.
+pub fn as_ptr(state: &mut RequestState) -> *mut RequestState {
+    ptr::from_mut(state)
+}

@@ -1,0 +1,140 @@
+//! The resolver subrequest: issuing it and collecting its answer.
+
+use core::ffi::c_void;
+use core::mem::size_of;
+use core::ptr;
+
+use nginx_sys::{
+    ngx_http_post_subrequest_t, ngx_http_request_body_t, ngx_http_request_t,
+    ngx_http_subrequest, ngx_int_t, ngx_list_t, ngx_pcalloc, ngx_str_t, ngx_table_elt_t, NGX_OK,
+    NGX_HTTP_SUBREQUEST_WAITED,
+};
+
+use crate::identity::Identity;
+use crate::state::{Failure, Outcome, RequestState};
+
+/// Issues a header-only GET subrequest to `uri`. The subrequest inherits the
+/// client's request headers, so the resolver sees its cookies and
+/// `Authorization`. When the subrequest ends, `subrequest_done` records the
+/// outcome in `state` and nginx runs the access phase of `r` again.
+///
+/// # Safety
+/// `r` must be a live main request and `state` its state, which lives in the
+/// same pool and so outlives the subrequest.
+pub unsafe fn issue(
+    r: &mut ngx_http_request_t,
+    uri: &ngx_str_t,
+    state: *mut RequestState,
+) -> Result<(), ()> {
+    // nginx keeps the pointer to the post-subrequest structure until the
+    // subrequest ends, so it must live in the request pool.
+    let post = ngx_pcalloc(r.pool, size_of::<ngx_http_post_subrequest_t>())
+        .cast::<ngx_http_post_subrequest_t>();
+    if post.is_null() {
+        return Err(());
+    }
+    (*post).handler = Some(subrequest_done);
+    (*post).data = state.cast();
+
+    let mut sr: *mut ngx_http_request_t = ptr::null_mut();
+    let rc = ngx_http_subrequest(
+        r,
+        ptr::from_ref(uri).cast_mut(),
+        ptr::null_mut(),
+        &mut sr,
+        post,
+        NGX_HTTP_SUBREQUEST_WAITED as _,
+    );
+    if rc != NGX_OK as ngx_int_t || sr.is_null() {
+        return Err(());
+    }
+
+    // An empty request body keeps the upstream module from reading the
+    // client's body, and from closing a body file that the main request has
+    // already read, when it proxies the subrequest.
+    let body = ngx_pcalloc(r.pool, size_of::<ngx_http_request_body_t>());
+    if body.is_null() {
+        return Err(());
+    }
+    (*sr).request_body = body.cast();
+    (*sr).set_header_only(1);
+    Ok(())
+}
+
+/// Iterates over the name and value of every element of a header list.
+///
+/// # Safety
+/// `list` must be a live list of `ngx_table_elt_t`.
+pub unsafe fn header_pairs(list: &ngx_list_t) -> impl Iterator<Item = (&[u8], &[u8])> + '_ {
+    let mut part = ptr::from_ref(&list.part);
+    core::iter::from_fn(move || {
+        while !part.is_null() {
+            let elts = (*part).elts.cast::<ngx_table_elt_t>();
+            let nelts = (*part).nelts;
+            let headers = if nelts == 0 || elts.is_null() {
+                &[][..]
+            } else {
+                core::slice::from_raw_parts(elts, nelts)
+            };
+            part = (*part).next;
+            if !headers.is_empty() {
+                return Some(headers);
+            }
+        }
+        None
+    })
+    .flatten()
+    .filter(|header| header.hash != 0)
+    .map(|header| (str_bytes(&header.key), str_bytes(&header.value)))
+}
+
+/// Views an `ngx_str_t` as bytes.
+///
+/// # Safety
+/// `value` must describe `len` readable bytes that outlive the result.
+pub unsafe fn str_bytes(value: &ngx_str_t) -> &[u8] {
+    if value.len == 0 || value.data.is_null() {
+        &[]
+    } else {
+        core::slice::from_raw_parts(value.data, value.len)
+    }
+}
+
+/// Records the outcome of the resolver subrequest. nginx may call it more
+/// than once for one subrequest (first with the status, then after sending
+/// an error response), and the last call wins.
+unsafe extern "C" fn subrequest_done(
+    sr: *mut ngx_http_request_t,
+    data: *mut c_void,
+    rc: ngx_int_t,
+) -> ngx_int_t {
+    if sr.is_null() || data.is_null() {
+        return rc;
+    }
+    // SAFETY: `data` is the state `issue` registered; it lives in the main
+    // request's pool, which outlives the subrequest.
+    let state = &mut *data.cast::<RequestState>();
+    let sr = &*sr;
+
+    let status = match sr.headers_out.status {
+        0 if rc > 0 => rc as usize,
+        status => status,
+    };
+    let upstream = sr.upstream;
+    let answered = !upstream.is_null() && (*upstream).headers_in.status_n != 0;
+
+    ngx_debug!(sr, "authgear resolver subrequest done, status: {status}, rc: {rc}");
+
+    state.outcome = if (200..300).contains(&status) {
+        // Read the answer as the resolver sent it, before any proxy_hide_header.
+        let headers = if upstream.is_null() {
+            &sr.headers_out.headers
+        } else {
+            &(*upstream).headers_in.headers
+        };
+        Outcome::Resolved(Identity::from_response_headers(header_pairs(headers)))
+    } else {
+        Outcome::Failed(Failure { status, answered })
+    };
+    rc
+}

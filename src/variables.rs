@@ -1,0 +1,68 @@
+//! The `$authgear_*` variables: one for each `X-Authgear-*` header of the
+//! resolver's answer.
+
+use nginx_sys::{
+    ngx_conf_t, ngx_http_add_variable, ngx_http_request_t, ngx_http_variable_value_t, ngx_int_t,
+    ngx_str_t, NGX_ERROR, NGX_HTTP_VAR_NOCACHEABLE, NGX_HTTP_VAR_PREFIX, NGX_OK,
+};
+use ngx::ngx_string;
+
+use crate::identity::VARIABLE_PREFIX;
+use crate::state;
+use crate::subrequest::str_bytes;
+
+/// Registers the `$authgear_` prefix variable.
+///
+/// The values are not cacheable: a variable read before the access phase,
+/// in a `rewrite` for example, must not keep its empty value afterwards.
+///
+/// # Safety
+/// `cf` must be the configuration nginx passes to `preconfiguration`.
+pub unsafe fn register(cf: *mut ngx_conf_t) -> ngx_int_t {
+    let mut name: ngx_str_t = ngx_string!("authgear_");
+    let variable = ngx_http_add_variable(
+        cf,
+        &mut name,
+        (NGX_HTTP_VAR_PREFIX | NGX_HTTP_VAR_NOCACHEABLE) as _,
+    );
+    if variable.is_null() {
+        return NGX_ERROR as ngx_int_t;
+    }
+    (*variable).get_handler = Some(get_identity_variable);
+    NGX_OK as ngx_int_t
+}
+
+/// Evaluates `$authgear_<name>` from the resolver's answer for the main
+/// request. A header the resolver did not send gives a not-found value.
+unsafe extern "C" fn get_identity_variable(
+    r: *mut ngx_http_request_t,
+    v: *mut ngx_http_variable_value_t,
+    data: usize,
+) -> ngx_int_t {
+    if r.is_null() || v.is_null() || data == 0 {
+        return NGX_ERROR as ngx_int_t;
+    }
+    // SAFETY: for prefix variables nginx passes the address of the full
+    // variable name as `data`.
+    let name = str_bytes(&*(data as *const ngx_str_t));
+    let suffix = name.get(VARIABLE_PREFIX.len()..).unwrap_or_default();
+
+    // SAFETY: `r` is live while its variables are evaluated, and the state
+    // outlives it because both live in the main request's pool.
+    let value = state::find(&*r)
+        .and_then(|state| state.identity())
+        .and_then(|identity| identity.variable(suffix));
+
+    let v = &mut *v;
+    match value {
+        Some(value) => {
+            v.set_len(value.len() as u32);
+            v.set_valid(1);
+            v.set_no_cacheable(0);
+            v.set_not_found(0);
+            v.data = value.as_ptr().cast_mut();
+        }
+        None => v.set_not_found(1),
+    }
+    NGX_OK as ngx_int_t
+}
