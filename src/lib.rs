@@ -13,6 +13,7 @@
 #[macro_use]
 mod log;
 
+mod cache;
 mod conf;
 mod identity;
 

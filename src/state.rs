@@ -11,6 +11,7 @@ use core::ptr;
 
 use nginx_sys::{ngx_http_request_t, ngx_pool_cleanup_add, ngx_pool_cleanup_t};
 
+use crate::cache::CacheRequest;
 use crate::identity::Identity;
 
 /// How the resolver subrequest ended.
@@ -27,6 +28,9 @@ pub struct Failure {
 pub enum Outcome {
     /// The subrequest is in flight.
     Pending,
+    /// Another request is resolving the same cache key; this one looks
+    /// again when its timer fires.
+    Waiting,
     /// The resolver answered 2xx.
     Resolved(Identity),
     /// The resolver could not be reached or answered another status.
@@ -42,6 +46,8 @@ pub struct RequestState {
     pub applied: bool,
     /// Whether the failure was already logged.
     pub reported: bool,
+    /// The cache's part of the request, when the location uses a cache.
+    pub cache: Option<CacheRequest>,
 }
 
 impl RequestState {
@@ -111,6 +117,7 @@ pub unsafe fn create<'a>(r: &mut ngx_http_request_t) -> Option<&'a mut RequestSt
         outcome: Outcome::Pending,
         applied: false,
         reported: false,
+        cache: None,
     }));
     (*cleanup).handler = Some(drop_state);
     (*cleanup).data = state.cast();

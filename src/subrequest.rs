@@ -7,16 +7,31 @@ use core::ptr;
 use nginx_sys::{
     ngx_http_post_subrequest_t, ngx_http_request_body_t, ngx_http_request_t,
     ngx_http_subrequest, ngx_int_t, ngx_list_t, ngx_pcalloc, ngx_str_t, ngx_table_elt_t, NGX_OK,
-    NGX_HTTP_SUBREQUEST_WAITED,
+    NGX_HTTP_SUBREQUEST_BACKGROUND, NGX_HTTP_SUBREQUEST_WAITED,
 };
+
+use crate::cache;
 
 use crate::identity::Identity;
 use crate::state::{Failure, Outcome, RequestState};
 
+type PostHandler =
+    unsafe extern "C" fn(*mut ngx_http_request_t, *mut c_void, ngx_int_t) -> ngx_int_t;
+
+/// Why a subrequest is issued.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Purpose {
+    /// The request waits for the answer: `subrequest_done` records the
+    /// outcome in the state and nginx runs the access phase again.
+    Answer,
+    /// The request goes on with a cached answer while a background
+    /// subrequest refreshes the cache entry.
+    Refresh,
+}
+
 /// Issues a header-only GET subrequest to `uri`. The subrequest inherits the
 /// client's request headers, so the resolver sees its cookies and
-/// `Authorization`. When the subrequest ends, `subrequest_done` records the
-/// outcome in `state` and nginx runs the access phase of `r` again.
+/// `Authorization`.
 ///
 /// # Safety
 /// `r` must be a live main request and `state` its state, which lives in the
@@ -25,6 +40,7 @@ pub unsafe fn issue(
     r: &mut ngx_http_request_t,
     uri: &ngx_str_t,
     state: *mut RequestState,
+    purpose: Purpose,
 ) -> Result<(), ()> {
     // nginx keeps the pointer to the post-subrequest structure until the
     // subrequest ends, so it must live in the request pool.
@@ -33,7 +49,11 @@ pub unsafe fn issue(
     if post.is_null() {
         return Err(());
     }
-    (*post).handler = Some(subrequest_done);
+    let (handler, flags): (_, u32) = match purpose {
+        Purpose::Answer => (subrequest_done as PostHandler, NGX_HTTP_SUBREQUEST_WAITED),
+        Purpose::Refresh => (refresh_done as PostHandler, NGX_HTTP_SUBREQUEST_BACKGROUND),
+    };
+    (*post).handler = Some(handler);
     (*post).data = state.cast();
 
     let mut sr: *mut ngx_http_request_t = ptr::null_mut();
@@ -43,7 +63,7 @@ pub unsafe fn issue(
         ptr::null_mut(),
         &mut sr,
         post,
-        NGX_HTTP_SUBREQUEST_WAITED as _,
+        flags as _,
     );
     if rc != NGX_OK as ngx_int_t || sr.is_null() {
         return Err(());
@@ -100,9 +120,54 @@ pub unsafe fn str_bytes(value: &ngx_str_t) -> &[u8] {
     }
 }
 
-/// Records the outcome of the resolver subrequest. nginx may call it more
-/// than once for one subrequest (first with the status, then after sending
-/// an error response), and the last call wins.
+/// Reads the outcome of a finished resolver subrequest.
+///
+/// # Safety
+/// `sr` must be a live subrequest.
+unsafe fn outcome(sr: &ngx_http_request_t, rc: ngx_int_t) -> Outcome {
+    let status = match sr.headers_out.status {
+        0 if rc > 0 => rc as usize,
+        status => status,
+    };
+    let upstream = sr.upstream;
+    let answered = !upstream.is_null() && (*upstream).headers_in.status_n != 0;
+
+    ngx_debug!(sr, "authgear resolver subrequest done, status: {status}, rc: {rc}");
+
+    if !(200..300).contains(&status) {
+        return Outcome::Failed(Failure { status, answered });
+    }
+    // Read the answer as the resolver sent it, before any proxy_hide_header.
+    let headers = if upstream.is_null() {
+        &sr.headers_out.headers
+    } else {
+        &(*upstream).headers_in.headers
+    };
+    Outcome::Resolved(Identity::from_response_headers(header_pairs(headers)))
+}
+
+/// Stores a fresh answer in the cache, or releases the key's lock after a
+/// failure so that waiting requests stop waiting.
+///
+/// # Safety
+/// `sr` must be a live subrequest of the request that owns `state`.
+unsafe fn update_cache(sr: &ngx_http_request_t, state: &mut RequestState, outcome: &Outcome) {
+    let Some(cache_request) = state.cache.as_mut() else {
+        return;
+    };
+    match outcome {
+        Outcome::Resolved(identity) => {
+            if let Some(warning) = cache::store(cache_request, identity) {
+                ngx_warn!(sr, "{warning}");
+            }
+        }
+        _ => cache::release(cache_request),
+    }
+}
+
+/// Records the outcome of the resolver subrequest that the request waits
+/// for. nginx may call it more than once for one subrequest (first with the
+/// status, then after sending an error response), and the last call wins.
 unsafe extern "C" fn subrequest_done(
     sr: *mut ngx_http_request_t,
     data: *mut c_void,
@@ -115,26 +180,29 @@ unsafe extern "C" fn subrequest_done(
     // request's pool, which outlives the subrequest.
     let state = &mut *data.cast::<RequestState>();
     let sr = &*sr;
+    let outcome = outcome(sr, rc);
+    update_cache(sr, state, &outcome);
+    state.outcome = outcome;
+    rc
+}
 
-    let status = match sr.headers_out.status {
-        0 if rc > 0 => rc as usize,
-        status => status,
-    };
-    let upstream = sr.upstream;
-    let answered = !upstream.is_null() && (*upstream).headers_in.status_n != 0;
-
-    ngx_debug!(sr, "authgear resolver subrequest done, status: {status}, rc: {rc}");
-
-    state.outcome = if (200..300).contains(&status) {
-        // Read the answer as the resolver sent it, before any proxy_hide_header.
-        let headers = if upstream.is_null() {
-            &sr.headers_out.headers
-        } else {
-            &(*upstream).headers_in.headers
-        };
-        Outcome::Resolved(Identity::from_response_headers(header_pairs(headers)))
-    } else {
-        Outcome::Failed(Failure { status, answered })
-    };
+/// Stores the answer of a background refresh. The request itself already
+/// went on with the cached answer, so its outcome is left alone.
+unsafe extern "C" fn refresh_done(
+    sr: *mut ngx_http_request_t,
+    data: *mut c_void,
+    rc: ngx_int_t,
+) -> ngx_int_t {
+    if sr.is_null() || data.is_null() {
+        return rc;
+    }
+    // SAFETY: as in `subrequest_done`.
+    let state = &mut *data.cast::<RequestState>();
+    let sr = &*sr;
+    let outcome = outcome(sr, rc);
+    if let Outcome::Failed(Failure { status, .. }) = outcome {
+        ngx_warn!(sr, "authgear background refresh failed with status {status}");
+    }
+    update_cache(sr, state, &outcome);
     rc
 }

@@ -11,7 +11,9 @@ use crate::identity::VARIABLE_PREFIX;
 use crate::state;
 use crate::subrequest::str_bytes;
 
-/// Registers the `$authgear_` prefix variable.
+/// Registers `$authgear_cache_status` and the `$authgear_` prefix variable.
+/// nginx looks exact names up before prefixes, so a resolver header named
+/// `X-Authgear-Cache-Status` would not shadow the cache status.
 ///
 /// The values are not cacheable: a variable read before the access phase,
 /// in a `rewrite` for example, must not keep its empty value afterwards.
@@ -19,6 +21,13 @@ use crate::subrequest::str_bytes;
 /// # Safety
 /// `cf` must be the configuration nginx passes to `preconfiguration`.
 pub unsafe fn register(cf: *mut ngx_conf_t) -> ngx_int_t {
+    let mut name: ngx_str_t = ngx_string!("authgear_cache_status");
+    let variable = ngx_http_add_variable(cf, &mut name, NGX_HTTP_VAR_NOCACHEABLE as _);
+    if variable.is_null() {
+        return NGX_ERROR as ngx_int_t;
+    }
+    (*variable).get_handler = Some(get_cache_status);
+
     let mut name: ngx_str_t = ngx_string!("authgear_");
     let variable = ngx_http_add_variable(
         cf,
@@ -53,7 +62,31 @@ unsafe extern "C" fn get_identity_variable(
         .and_then(|state| state.identity())
         .and_then(|identity| identity.variable(suffix));
 
-    let v = &mut *v;
+    set_value(&mut *v, value);
+    NGX_OK as ngx_int_t
+}
+
+/// Evaluates `$authgear_cache_status`: not found when the location uses no
+/// cache or the request has not reached the access phase.
+unsafe extern "C" fn get_cache_status(
+    r: *mut ngx_http_request_t,
+    v: *mut ngx_http_variable_value_t,
+    _data: usize,
+) -> ngx_int_t {
+    if r.is_null() || v.is_null() {
+        return NGX_ERROR as ngx_int_t;
+    }
+    // SAFETY: as in `get_identity_variable`.
+    let status = state::find(&*r)
+        .and_then(|state| state.cache.as_ref())
+        .map(|cache_request| cache_request.status.as_bytes());
+    set_value(&mut *v, status);
+    NGX_OK as ngx_int_t
+}
+
+/// Fills a variable value from bytes that outlive the request, or marks it
+/// not found.
+fn set_value(v: &mut ngx_http_variable_value_t, value: Option<&[u8]>) {
     match value {
         Some(value) => {
             v.set_len(value.len() as u32);
@@ -64,5 +97,4 @@ unsafe extern "C" fn get_identity_variable(
         }
         None => v.set_not_found(1),
     }
-    NGX_OK as ngx_int_t
 }

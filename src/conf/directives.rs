@@ -5,92 +5,270 @@ use core::mem::offset_of;
 use core::ptr;
 
 use nginx_sys::{
-    ngx_command_t, ngx_conf_set_flag_slot, ngx_conf_t, ngx_str_t, NGX_CONF_FLAG, NGX_CONF_TAKE1,
+    ngx_command_t, ngx_conf_set_flag_slot, ngx_conf_set_msec_slot, ngx_conf_set_str_slot,
+    ngx_conf_t, ngx_http_set_complex_value_slot, ngx_http_set_predicate_slot, ngx_msec_t,
+    ngx_str_t, NGX_CONF_1MORE, NGX_CONF_FLAG, NGX_CONF_TAKE1, NGX_CONF_TAKE1234,
     NGX_HTTP_LOC_CONF, NGX_HTTP_LOC_CONF_OFFSET, NGX_HTTP_MAIN_CONF, NGX_HTTP_SRV_CONF,
     NGX_LOG_EMERG,
 };
 use ngx::core::{NGX_CONF_ERROR, NGX_CONF_OK};
 use ngx::ngx_string;
 
+use super::cache::{parse_time, parse_valid, parse_zone};
 use super::error::ConfError;
 use super::resolve::{parse_resolve, ResolveArg};
-use super::{LocationConf, Resolve};
+use super::{CacheZone, LocationConf, Resolve, UNSET_MSEC};
+use crate::cache::zone;
+use crate::subrequest::str_bytes;
 
 const ANY_LEVEL: u32 = NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF;
 
 /// The module's directive table, terminated by an empty entry.
-pub struct Commands(pub [ngx_command_t; 3]);
+pub struct Commands(pub [ngx_command_t; 13]);
 
-// SAFETY: nginx reads the directive table while it parses configuration in
-// the master process and never writes to it, so sharing it is sound.
+// SAFETY: nginx reads the directive table while it parses configuration and
+// never writes to it, so sharing it between threads is sound.
 unsafe impl Sync for Commands {}
 
+const fn command(
+    name: ngx_str_t,
+    type_: u32,
+    set: unsafe extern "C" fn(*mut ngx_conf_t, *mut ngx_command_t, *mut c_void) -> *mut c_char,
+    offset: usize,
+) -> ngx_command_t {
+    ngx_command_t {
+        name,
+        type_: type_ as _,
+        set: Some(set),
+        conf: NGX_HTTP_LOC_CONF_OFFSET,
+        offset,
+        post: ptr::null_mut(),
+    }
+}
+
 pub static COMMANDS: Commands = Commands([
-    ngx_command_t {
-        name: ngx_string!("authgear_resolve"),
-        type_: (ANY_LEVEL | NGX_CONF_TAKE1) as _,
-        set: Some(set_resolve),
-        conf: NGX_HTTP_LOC_CONF_OFFSET,
-        offset: 0,
-        post: ptr::null_mut(),
-    },
-    ngx_command_t {
-        name: ngx_string!("authgear_identity_headers"),
-        type_: (ANY_LEVEL | NGX_CONF_FLAG) as _,
-        set: Some(ngx_conf_set_flag_slot),
-        conf: NGX_HTTP_LOC_CONF_OFFSET,
-        offset: offset_of!(LocationConf, identity_headers),
-        post: ptr::null_mut(),
-    },
+    command(
+        ngx_string!("authgear_resolve"),
+        ANY_LEVEL | NGX_CONF_TAKE1,
+        set_resolve,
+        0,
+    ),
+    command(
+        ngx_string!("authgear_identity_headers"),
+        ANY_LEVEL | NGX_CONF_FLAG,
+        ngx_conf_set_flag_slot,
+        offset_of!(LocationConf, identity_headers),
+    ),
+    command(
+        ngx_string!("authgear_cookie_prefix"),
+        ANY_LEVEL | NGX_CONF_TAKE1,
+        ngx_conf_set_str_slot,
+        offset_of!(LocationConf, cookie_prefix),
+    ),
+    command(
+        ngx_string!("authgear_cache_zone"),
+        NGX_HTTP_MAIN_CONF | NGX_CONF_TAKE1,
+        set_cache_zone,
+        0,
+    ),
+    command(
+        ngx_string!("authgear_cache"),
+        ANY_LEVEL | NGX_CONF_TAKE1,
+        set_cache,
+        0,
+    ),
+    command(
+        ngx_string!("authgear_cache_valid"),
+        ANY_LEVEL | NGX_CONF_TAKE1234,
+        set_cache_valid,
+        0,
+    ),
+    command(
+        ngx_string!("authgear_cache_key"),
+        ANY_LEVEL | NGX_CONF_TAKE1,
+        ngx_http_set_complex_value_slot,
+        offset_of!(LocationConf, cache_key),
+    ),
+    command(
+        ngx_string!("authgear_cache_bypass"),
+        ANY_LEVEL | NGX_CONF_1MORE,
+        ngx_http_set_predicate_slot,
+        offset_of!(LocationConf, cache_bypass),
+    ),
+    command(
+        ngx_string!("authgear_cache_lock"),
+        ANY_LEVEL | NGX_CONF_FLAG,
+        ngx_conf_set_flag_slot,
+        offset_of!(LocationConf, cache_lock),
+    ),
+    command(
+        ngx_string!("authgear_cache_lock_timeout"),
+        ANY_LEVEL | NGX_CONF_TAKE1,
+        ngx_conf_set_msec_slot,
+        offset_of!(LocationConf, cache_lock_timeout),
+    ),
+    command(
+        ngx_string!("authgear_cache_use_stale"),
+        ANY_LEVEL | NGX_CONF_TAKE1,
+        set_cache_use_stale,
+        0,
+    ),
+    command(
+        ngx_string!("authgear_cache_background_update"),
+        ANY_LEVEL | NGX_CONF_FLAG,
+        ngx_conf_set_flag_slot,
+        offset_of!(LocationConf, cache_background_update),
+    ),
     ngx_command_t::empty(),
 ]);
 
-/// Returns the arguments of the directive being parsed, the name included.
+/// Returns the arguments of the directive being parsed, the name excluded.
 ///
 /// # Safety
 /// `cf` must be the configuration nginx passes to a directive handler.
 unsafe fn directive_args<'a>(cf: *mut ngx_conf_t) -> &'a [ngx_str_t] {
-    (*(*cf).args).as_slice()
-}
-
-fn bytes(value: &ngx_str_t) -> &[u8] {
-    if value.len == 0 || value.data.is_null() {
-        return &[];
-    }
-    // SAFETY: nginx keeps `len` bytes at `data` for every parsed token.
-    unsafe { core::slice::from_raw_parts(value.data, value.len) }
+    let args: &[ngx_str_t] = (*(*cf).args).as_slice();
+    args.get(1..).unwrap_or_default()
 }
 
 /// Logs `error` the way nginx logs a rejected directive and returns
 /// `NGX_CONF_ERROR`.
 fn reject(cf: *mut ngx_conf_t, cmd: *mut ngx_command_t, error: ConfError) -> *mut c_char {
     // SAFETY: nginx passes the command being parsed, whose name is static.
-    let name = unsafe { bytes(&(*cmd).name) };
+    let name = unsafe { str_bytes(&(*cmd).name) };
     let message = error.message(&String::from_utf8_lossy(name));
     ngx::ngx_conf_log_error!(NGX_LOG_EMERG, cf, "{message}");
     NGX_CONF_ERROR
 }
 
-extern "C" fn set_resolve(
+/// Returns this module's configuration of the block being parsed.
+///
+/// # Safety
+/// `conf` must be what nginx passes to a directive registered at
+/// NGX_HTTP_LOC_CONF_OFFSET: a `LocationConf` made by `create_loc_conf`.
+unsafe fn location_conf<'a>(conf: *mut c_void) -> &'a mut LocationConf {
+    &mut *conf.cast::<LocationConf>()
+}
+
+fn lossy(value: &[u8]) -> String {
+    String::from_utf8_lossy(value).into_owned()
+}
+
+unsafe extern "C" fn set_resolve(
     cf: *mut ngx_conf_t,
     cmd: *mut ngx_command_t,
     conf: *mut c_void,
 ) -> *mut c_char {
-    // SAFETY: nginx passes this module's location configuration, created by
-    // `create_loc_conf`, for a directive registered at NGX_HTTP_LOC_CONF_OFFSET.
-    let conf = unsafe { &mut *conf.cast::<LocationConf>() };
+    let conf = location_conf(conf);
     if conf.resolve.is_some() {
         return reject(cf, cmd, ConfError::Duplicate);
     }
-
-    // SAFETY: NGX_CONF_TAKE1 makes nginx check that there are two tokens.
-    let Some(arg) = (unsafe { directive_args(cf) }).get(1) else {
+    let Some(arg) = directive_args(cf).first() else {
         return NGX_CONF_ERROR;
     };
-    conf.resolve = match parse_resolve(bytes(arg)) {
+    conf.resolve = match parse_resolve(str_bytes(arg)) {
         Ok(ResolveArg::Off) => Some(Resolve::Off),
         Ok(ResolveArg::Uri(_)) => Some(Resolve::Uri(*arg)),
         Err(error) => return reject(cf, cmd, error),
+    };
+    NGX_CONF_OK
+}
+
+unsafe extern "C" fn set_cache_zone(
+    cf: *mut ngx_conf_t,
+    cmd: *mut ngx_command_t,
+    _conf: *mut c_void,
+) -> *mut c_char {
+    let Some(arg) = directive_args(cf).first() else {
+        return NGX_CONF_ERROR;
+    };
+    let (name, size) = match parse_zone(str_bytes(arg)) {
+        Ok(parsed) => parsed,
+        Err(error) => return reject(cf, cmd, error),
+    };
+    // `name` is a suffix of the argument, which lives in the configuration pool.
+    let name = ngx_str_t {
+        len: name.len(),
+        data: name.as_ptr().cast_mut(),
+    };
+    match zone::declare(cf, name, size) {
+        Ok(_) => NGX_CONF_OK,
+        Err(error) => reject(cf, cmd, error),
+    }
+}
+
+unsafe extern "C" fn set_cache(
+    cf: *mut ngx_conf_t,
+    cmd: *mut ngx_command_t,
+    conf: *mut c_void,
+) -> *mut c_char {
+    let conf = location_conf(conf);
+    if conf.cache.is_some() {
+        return reject(cf, cmd, ConfError::Duplicate);
+    }
+    let Some(arg) = directive_args(cf).first() else {
+        return NGX_CONF_ERROR;
+    };
+    if str_bytes(arg) == b"off" {
+        conf.cache = Some(CacheZone::Off);
+        return NGX_CONF_OK;
+    }
+    let shm_zone = zone::reference(cf, *arg);
+    if shm_zone.is_null() {
+        return reject(cf, cmd, ConfError::UnknownZone(lossy(str_bytes(arg))));
+    }
+    conf.cache = Some(CacheZone::Zone(shm_zone));
+    NGX_CONF_OK
+}
+
+unsafe extern "C" fn set_cache_valid(
+    cf: *mut ngx_conf_t,
+    cmd: *mut ngx_command_t,
+    conf: *mut c_void,
+) -> *mut c_char {
+    let conf = location_conf(conf);
+    let args: Vec<&[u8]> = directive_args(cf).iter().map(|arg| str_bytes(arg)).collect();
+    let (kinds, time) = match parse_valid(&args) {
+        Ok(parsed) => parsed,
+        Err(error) => return reject(cf, cmd, error),
+    };
+    let selected = [
+        (kinds.valid, "valid"),
+        (kinds.invalid, "invalid"),
+        (kinds.none, "none"),
+    ];
+    for ((chosen, name), slot) in selected.into_iter().zip(conf.cache_valid.iter_mut()) {
+        if !chosen {
+            continue;
+        }
+        if *slot != UNSET_MSEC {
+            return reject(cf, cmd, ConfError::DuplicateValue(name.to_string()));
+        }
+        *slot = time as ngx_msec_t;
+    }
+    NGX_CONF_OK
+}
+
+unsafe extern "C" fn set_cache_use_stale(
+    cf: *mut ngx_conf_t,
+    cmd: *mut ngx_command_t,
+    conf: *mut c_void,
+) -> *mut c_char {
+    let conf = location_conf(conf);
+    if conf.cache_use_stale != UNSET_MSEC {
+        return reject(cf, cmd, ConfError::Duplicate);
+    }
+    let Some(arg) = directive_args(cf).first() else {
+        return NGX_CONF_ERROR;
+    };
+    let value = str_bytes(arg);
+    conf.cache_use_stale = if value == b"off" {
+        0
+    } else {
+        match parse_time(value) {
+            Some(ms) => ms as ngx_msec_t,
+            None => return reject(cf, cmd, ConfError::InvalidTime(lossy(value))),
+        }
     };
     NGX_CONF_OK
 }

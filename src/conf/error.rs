@@ -9,6 +9,20 @@ pub enum ConfError {
     Duplicate,
     /// The resolver URI does not name a location.
     InvalidUri(String),
+    /// An argument is not one the directive accepts.
+    InvalidValue(String),
+    /// An argument names the same thing twice.
+    DuplicateValue(String),
+    /// A time such as `10s` could not be parsed.
+    InvalidTime(String),
+    /// The size in `zone=name:size` could not be parsed.
+    InvalidZoneSize(String),
+    /// The zone is smaller than the slab allocator can manage.
+    ZoneTooSmall(String),
+    /// A zone with this name is already declared.
+    DuplicateZone(String),
+    /// `authgear_cache` names no declared zone.
+    UnknownZone(String),
 }
 
 impl ConfError {
@@ -20,6 +34,21 @@ impl ConfError {
             ConfError::InvalidUri(uri) => format!(
                 "invalid URI \"{uri}\" in \"{directive}\" directive, it must start with \"/\""
             ),
+            ConfError::InvalidValue(value) => {
+                format!("invalid value \"{value}\" in \"{directive}\" directive")
+            }
+            ConfError::DuplicateValue(value) => {
+                format!("duplicate value \"{value}\" in \"{directive}\" directive")
+            }
+            ConfError::InvalidTime(value) => {
+                format!("invalid time \"{value}\" in \"{directive}\" directive")
+            }
+            ConfError::InvalidZoneSize(value) => format!("invalid zone size \"{value}\""),
+            ConfError::ZoneTooSmall(name) => format!("zone \"{name}\" is too small"),
+            ConfError::DuplicateZone(name) => format!("duplicate zone \"{name}\""),
+            ConfError::UnknownZone(name) => {
+                format!("unknown zone \"{name}\" in \"{directive}\" directive")
+            }
         }
     }
 }
@@ -29,6 +58,7 @@ impl fmt::Display for ConfError {
         match self {
             ConfError::Duplicate => f.write_str("is duplicate"),
             ConfError::InvalidUri(uri) => write!(f, "invalid URI \"{uri}\""),
+            other => f.write_str(&other.message("")),
         }
     }
 }

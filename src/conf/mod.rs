@@ -1,15 +1,32 @@
 //! Directives, their parsing, and the merge of configuration levels.
 
+pub mod cache;
 #[cfg(not(test))]
 mod directives;
 mod error;
 mod resolve;
 
-use nginx_sys::{ngx_flag_t, ngx_str_t, NGX_CONF_UNSET};
+use core::ptr;
+
+use nginx_sys::{
+    ngx_array_t, ngx_flag_t, ngx_http_complex_value_t, ngx_msec_t, ngx_shm_zone_t, ngx_str_t,
+    NGX_CONF_UNSET,
+};
 use ngx::http::{Merge, MergeConfigError};
+
+use crate::cache::policy::Validity;
 
 #[cfg(not(test))]
 pub use directives::COMMANDS;
+pub use error::ConfError;
+
+const UNSET_FLAG: ngx_flag_t = NGX_CONF_UNSET as ngx_flag_t;
+pub const UNSET_MSEC: ngx_msec_t = ngx_msec_t::MAX;
+/// nginx's NGX_CONF_UNSET_PTR, which `ngx_http_set_predicate_slot` expects.
+const UNSET_PREDICATES: *mut ngx_array_t = ptr::without_provenance_mut(usize::MAX);
+
+/// The default of `authgear_cache_lock_timeout`, as `proxy_cache_lock_timeout`.
+const DEFAULT_LOCK_TIMEOUT: ngx_msec_t = 5000;
 
 /// The effective `authgear_resolve` setting of a location.
 #[derive(Debug, Clone, Copy)]
@@ -20,21 +37,60 @@ pub enum Resolve {
     Uri(ngx_str_t),
 }
 
+/// The effective `authgear_cache` setting of a location.
+#[derive(Debug, Clone, Copy)]
+pub enum CacheZone {
+    Off,
+    /// A zone owned by nginx's cycle.
+    Zone(*mut ngx_shm_zone_t),
+}
+
 /// The module's configuration of one `http`, `server` or `location` block.
+/// Fields left unset on one level take the value of the enclosing one.
 #[derive(Debug)]
 pub struct LocationConf {
-    /// `authgear_resolve`; `None` until set on this level or merged.
+    /// `authgear_resolve`.
     pub resolve: Option<Resolve>,
-    /// `authgear_identity_headers`: whether the resolver's headers are added
-    /// to the request for the upstream.
+    /// `authgear_identity_headers`.
     pub identity_headers: ngx_flag_t,
+    /// `authgear_cookie_prefix`: the prefix of Authgear's cookie names.
+    pub cookie_prefix: ngx_str_t,
+
+    /// `authgear_cache`.
+    pub cache: Option<CacheZone>,
+    /// `authgear_cache_valid`, in ms for the valid, invalid and none kinds.
+    pub cache_valid: [ngx_msec_t; 3],
+    /// `authgear_cache_key`; null for the built-in key.
+    pub cache_key: *mut ngx_http_complex_value_t,
+    /// `authgear_cache_bypass`; null when not configured.
+    pub cache_bypass: *mut ngx_array_t,
+    /// `authgear_cache_lock`.
+    pub cache_lock: ngx_flag_t,
+    /// `authgear_cache_lock_timeout`.
+    pub cache_lock_timeout: ngx_msec_t,
+    /// `authgear_cache_use_stale`, 0 for `off`.
+    pub cache_use_stale: ngx_msec_t,
+    /// `authgear_cache_background_update`.
+    pub cache_background_update: ngx_flag_t,
 }
 
 impl Default for LocationConf {
     fn default() -> Self {
         LocationConf {
             resolve: None,
-            identity_headers: NGX_CONF_UNSET as ngx_flag_t,
+            identity_headers: UNSET_FLAG,
+            cookie_prefix: ngx_str_t {
+                len: 0,
+                data: ptr::null_mut(),
+            },
+            cache: None,
+            cache_valid: [UNSET_MSEC; 3],
+            cache_key: ptr::null_mut(),
+            cache_bypass: UNSET_PREDICATES,
+            cache_lock: UNSET_FLAG,
+            cache_lock_timeout: UNSET_MSEC,
+            cache_use_stale: UNSET_MSEC,
+            cache_background_update: UNSET_FLAG,
         }
     }
 }
@@ -51,15 +107,60 @@ impl LocationConf {
     pub fn identity_headers(&self) -> bool {
         self.identity_headers != 0
     }
+
+    /// Returns the cache zone when caching is on in this location.
+    pub fn cache_zone(&self) -> Option<*mut ngx_shm_zone_t> {
+        match self.cache {
+            Some(CacheZone::Zone(zone)) => Some(zone),
+            _ => None,
+        }
+    }
+
+    pub fn validity(&self) -> Validity {
+        let [valid, invalid, none] = self.cache_valid.map(|ms| ms as u64);
+        Validity {
+            valid,
+            invalid,
+            none,
+        }
+    }
+
+    pub fn cache_lock(&self) -> bool {
+        self.cache_lock != 0
+    }
+
+    pub fn cache_lock_timeout(&self) -> u64 {
+        self.cache_lock_timeout as u64
+    }
+
+    pub fn cache_use_stale(&self) -> u64 {
+        self.cache_use_stale as u64
+    }
+
+    pub fn cache_background_update(&self) -> bool {
+        self.cache_background_update != 0
+    }
 }
 
 fn merge_flag(value: &mut ngx_flag_t, prev: ngx_flag_t, default: bool) {
-    if *value == NGX_CONF_UNSET as ngx_flag_t {
-        *value = if prev == NGX_CONF_UNSET as ngx_flag_t {
+    if *value == UNSET_FLAG {
+        *value = if prev == UNSET_FLAG {
             ngx_flag_t::from(default)
         } else {
             prev
         };
+    }
+}
+
+fn merge_msec(value: &mut ngx_msec_t, prev: ngx_msec_t, default: ngx_msec_t) {
+    if *value == UNSET_MSEC {
+        *value = if prev == UNSET_MSEC { default } else { prev };
+    }
+}
+
+fn merge_ptr<T>(value: &mut *mut T, prev: *mut T) {
+    if value.is_null() {
+        *value = prev;
     }
 }
 
@@ -69,6 +170,30 @@ impl Merge for LocationConf {
             self.resolve = prev.resolve;
         }
         merge_flag(&mut self.identity_headers, prev.identity_headers, true);
+        if self.cookie_prefix.data.is_null() {
+            self.cookie_prefix = prev.cookie_prefix;
+        }
+
+        if self.cache.is_none() {
+            self.cache = prev.cache;
+        }
+        let defaults = Validity::DEFAULT;
+        let defaults = [defaults.valid, defaults.invalid, defaults.none];
+        for ((value, prev), default) in self.cache_valid.iter_mut().zip(prev.cache_valid).zip(defaults) {
+            merge_msec(value, prev, default as ngx_msec_t);
+        }
+        merge_ptr(&mut self.cache_key, prev.cache_key);
+        if self.cache_bypass == UNSET_PREDICATES {
+            self.cache_bypass = if prev.cache_bypass == UNSET_PREDICATES {
+                ptr::null_mut()
+            } else {
+                prev.cache_bypass
+            };
+        }
+        merge_flag(&mut self.cache_lock, prev.cache_lock, true);
+        merge_msec(&mut self.cache_lock_timeout, prev.cache_lock_timeout, DEFAULT_LOCK_TIMEOUT);
+        merge_msec(&mut self.cache_use_stale, prev.cache_use_stale, 0);
+        merge_flag(&mut self.cache_background_update, prev.cache_background_update, true);
         Ok(())
     }
 }

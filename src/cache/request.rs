@@ -1,0 +1,296 @@
+//! The cache as the access handler uses it.
+
+use nginx_sys::{
+    ngx_http_complex_value, ngx_http_request_t, ngx_http_test_predicates, ngx_shm_zone_t,
+    ngx_str_t, NGX_DECLINED, NGX_OK,
+};
+
+use super::entry::{decode, encode};
+use super::key::{custom_key, default_key, KeyDigest, KeyParts};
+use super::policy::{may_serve_stale, Kind, Validity};
+use super::store::{Locked, Lookup};
+use super::zone;
+use super::CacheStatus;
+use crate::conf::LocationConf;
+use crate::identity::Identity;
+use crate::subrequest::str_bytes;
+
+/// The first and the longest pause between two looks at a locked key, in ms.
+const FIRST_WAIT: u64 = 2;
+const MAX_WAIT: u64 = 50;
+
+/// The room reserved for an entry's data before the zone is locked, so that
+/// a typical lookup does not allocate inside the critical section.
+const TYPICAL_ENTRY: usize = 512;
+
+/// An expired entry kept for serving stale if the resolver fails.
+#[derive(Debug)]
+pub struct Stale {
+    pub data: Vec<u8>,
+    pub expires: u64,
+}
+
+/// What the cache knows about one client request.
+#[derive(Debug)]
+pub struct CacheRequest {
+    pub shm_zone: *mut ngx_shm_zone_t,
+    pub digest: KeyDigest,
+    pub status: CacheStatus,
+    /// This request holds the key's lock and must store or release it.
+    pub locked: bool,
+    /// The resolver's answer is to be stored.
+    pub store: bool,
+    pub validity: Validity,
+    pub stale: Option<Stale>,
+    /// When waiting for another request's answer gives up, in ms.
+    pub wait_deadline: Option<u64>,
+    pub wait_step: u64,
+}
+
+/// What the access handler does after a lookup.
+#[derive(Debug)]
+pub enum Action {
+    /// Use this identity. With `refresh`, also refresh the entry in the
+    /// background.
+    Serve { identity: Identity, refresh: bool },
+    /// Call the resolver.
+    Resolve,
+    /// Look again after this many milliseconds.
+    Wait(u64),
+}
+
+/// Returns nginx's monotonic clock in milliseconds.
+pub fn now() -> u64 {
+    // SAFETY: nginx updates `ngx_current_msec` only from the thread that
+    // runs the event loop, which is this one.
+    unsafe { nginx_sys::ngx_current_msec as u64 }
+}
+
+fn zone_name(shm_zone: *mut ngx_shm_zone_t) -> String {
+    // SAFETY: the zone belongs to the running cycle.
+    match unsafe { (*shm_zone).data.cast::<zone::Zone>().as_ref() } {
+        // SAFETY: the name lives in the configuration pool.
+        Some(zone) => String::from_utf8_lossy(unsafe { str_bytes(&zone.name) }).into_owned(),
+        None => String::new(),
+    }
+}
+
+/// Builds the cache key of `r`. Returns `None` when a variable in
+/// `authgear_cache_key` fails to evaluate.
+///
+/// # Safety
+/// `r` must be a live main request.
+unsafe fn build_key(r: &mut ngx_http_request_t, conf: &LocationConf) -> Option<KeyDigest> {
+    let resolver = conf.resolver_uri().map(|uri| str_bytes(uri)).unwrap_or_default();
+
+    if let Some(cv) = conf.cache_key.as_mut() {
+        let mut value = ngx_str_t {
+            len: 0,
+            data: core::ptr::null_mut(),
+        };
+        if ngx_http_complex_value(r, cv, &mut value) != NGX_OK as isize {
+            return None;
+        }
+        return Some(custom_key(resolver, str_bytes(&value)));
+    }
+
+    let mut cookie_headers = Vec::new();
+    let mut cookie = r.headers_in.cookie;
+    while let Some(header) = cookie.as_ref() {
+        cookie_headers.push(str_bytes(&header.value));
+        cookie = header.next;
+    }
+    let parts = KeyParts {
+        resolver,
+        host: str_bytes(&r.headers_in.server),
+        authorization: r
+            .headers_in
+            .authorization
+            .as_ref()
+            .map(|header| str_bytes(&header.value)),
+        cookie_headers,
+        cookie_prefix: str_bytes(&conf.cookie_prefix),
+    };
+    Some(default_key(&parts))
+}
+
+/// Starts the cache's part of a request: builds the key, or marks the
+/// request `BYPASS` when `authgear_cache_bypass` matches. Returns `Err` when
+/// the key cannot be built.
+///
+/// # Safety
+/// `r` must be a live main request.
+pub unsafe fn begin(
+    r: &mut ngx_http_request_t,
+    conf: &LocationConf,
+) -> Result<Option<CacheRequest>, ()> {
+    let Some(shm_zone) = conf.cache_zone() else {
+        return Ok(None);
+    };
+    if zone::get(shm_zone).is_none() {
+        return Ok(None);
+    }
+    let digest = build_key(r, conf).ok_or(())?;
+
+    let mut status = CacheStatus::Miss;
+    if !conf.cache_bypass.is_null() {
+        match ngx_http_test_predicates(r, conf.cache_bypass) {
+            rc if rc == NGX_DECLINED as isize => status = CacheStatus::Bypass,
+            rc if rc == NGX_OK as isize => {}
+            _ => return Err(()),
+        }
+    }
+
+    Ok(Some(CacheRequest {
+        shm_zone,
+        digest,
+        status,
+        locked: false,
+        store: true,
+        validity: conf.validity(),
+        stale: None,
+        wait_deadline: None,
+        wait_step: FIRST_WAIT,
+    }))
+}
+
+/// Looks the request's key up and decides what to do.
+///
+/// # Safety
+/// The cache request must belong to a live request of the current cycle.
+pub unsafe fn lookup(cache: &mut CacheRequest, conf: &LocationConf) -> Action {
+    if cache.status == CacheStatus::Bypass {
+        return Action::Resolve;
+    }
+    let Some(zone) = zone::get(cache.shm_zone) else {
+        cache.store = false;
+        return Action::Resolve;
+    };
+
+    let now = now();
+    let lock_for = conf.cache_lock().then_some(conf.cache_lock_timeout());
+    let buffer = Vec::with_capacity(TYPICAL_ENTRY);
+    let result = {
+        let mut locked = Locked::lock(zone.shpool, zone.header);
+        locked.lookup(
+            &cache.digest,
+            now,
+            lock_for,
+            conf.cache_background_update(),
+            conf.cache_lock_timeout(),
+            buffer,
+        )
+    };
+
+    match result {
+        Lookup::Fresh { data, refresh, .. } => match decode(&data) {
+            Ok(identity) => {
+                cache.status = if refresh {
+                    CacheStatus::Updating
+                } else {
+                    CacheStatus::Hit
+                };
+                cache.locked = refresh;
+                Action::Serve { identity, refresh }
+            }
+            Err(_) => {
+                cache.status = CacheStatus::Miss;
+                Action::Resolve
+            }
+        },
+        Lookup::Expired {
+            data,
+            expires,
+            locked,
+        } => {
+            cache.status = CacheStatus::Expired;
+            cache.locked = locked;
+            cache.stale = Some(Stale { data, expires });
+            Action::Resolve
+        }
+        Lookup::Miss { locked } => {
+            cache.status = CacheStatus::Miss;
+            cache.locked = locked;
+            Action::Resolve
+        }
+        Lookup::Wait => {
+            let deadline = *cache
+                .wait_deadline
+                .get_or_insert(now + conf.cache_lock_timeout());
+            if now >= deadline {
+                // Like proxy_cache_lock_timeout: call the resolver and keep
+                // its answer out of the cache.
+                cache.status = CacheStatus::Bypass;
+                cache.store = false;
+                return Action::Resolve;
+            }
+            let step = cache.wait_step.min(deadline - now).max(1);
+            cache.wait_step = (cache.wait_step * 2).min(MAX_WAIT);
+            Action::Wait(step)
+        }
+    }
+}
+
+/// Stores the resolver's answer, which also releases the key's lock.
+/// Returns a warning to log when the zone is full.
+///
+/// # Safety
+/// The cache request must belong to a live request of the current cycle.
+pub unsafe fn store(cache: &mut CacheRequest, identity: &Identity) -> Option<String> {
+    let zone = zone::get(cache.shm_zone)?;
+    if !cache.store {
+        return None;
+    }
+    let kind = Kind::of(identity.session());
+    let data = encode(identity);
+    let report = {
+        let mut locked = Locked::lock(zone.shpool, zone.header);
+        locked.store(
+            &cache.digest,
+            kind,
+            &data,
+            cache.validity.for_kind(kind),
+            now(),
+        )
+    };
+    cache.locked = false;
+    cache.store = false;
+    report.warn_full.then(|| {
+        format!(
+            "authgear cache zone \"{}\" is full, evicting least recently used entries",
+            zone_name(cache.shm_zone)
+        )
+    })
+}
+
+/// Releases the key's lock after the resolver failed.
+///
+/// # Safety
+/// The cache request must belong to a live request of the current cycle.
+pub unsafe fn release(cache: &mut CacheRequest) {
+    if !cache.locked {
+        return;
+    }
+    cache.locked = false;
+    if let Some(zone) = zone::get(cache.shm_zone) {
+        let mut locked = Locked::lock(zone.shpool, zone.header);
+        locked.release(&cache.digest);
+    }
+}
+
+/// Returns the stale identity to serve after a resolver failure, if the
+/// location allows it and the entry expired recently enough.
+pub fn stale_identity(cache: &mut CacheRequest, conf: &LocationConf) -> Option<Identity> {
+    let stale = cache.stale.as_ref()?;
+    if !may_serve_stale(now(), stale.expires, conf.cache_use_stale()) {
+        return None;
+    }
+    let identity = decode(&stale.data).ok()?;
+    cache.status = CacheStatus::Stale;
+    Some(identity)
+}
+
+/// Returns the zone name for log lines.
+pub fn name(cache: &CacheRequest) -> String {
+    zone_name(cache.shm_zone)
+}
