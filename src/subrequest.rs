@@ -78,6 +78,13 @@ pub unsafe fn issue(
     }
     (*sr).request_body = body.cast();
     (*sr).set_header_only(1);
+
+    // The subrequest starts with a copy of the client's `headers_in`. Its
+    // body length would be checked against the resolver location's
+    // client_max_body_size and fail a large upload with 413, although no
+    // body is sent to the resolver.
+    (*sr).headers_in.content_length_n = -1;
+    (*sr).headers_in.set_chunked(0);
     Ok(())
 }
 
