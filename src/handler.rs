@@ -14,9 +14,10 @@ use nginx_sys::{
 
 use crate::cache::{self, Action};
 use crate::conf::LocationConf;
+use crate::deny;
 use crate::headers;
 use crate::identity::Identity;
-use crate::state::{self, Failure, Outcome, RequestState};
+use crate::state::{self, AccessDecision, Failure, Outcome, RequestState};
 use crate::subrequest::{self, Purpose};
 
 const DECLINED: ngx_int_t = NGX_DECLINED as ngx_int_t;
@@ -199,6 +200,9 @@ fn decide(r: &mut ngx_http_request_t, conf: &LocationConf, state: &mut RequestSt
                         state.reported = true;
                         report_failure(r, conf, failure);
                     }
+                    if conf.policy().is_some() {
+                        state.decision = Some(AccessDecision::ResolverError);
+                    }
                     NGX_HTTP_INTERNAL_SERVER_ERROR as ngx_int_t
                 }
             }
@@ -208,24 +212,52 @@ fn decide(r: &mut ngx_http_request_t, conf: &LocationConf, state: &mut RequestSt
 }
 
 /// Puts the identity on the request and its cookies on the response, once.
+/// Then applies the location's `authgear_require`, on every pass: an
+/// internal redirect may lead to a location with another policy.
 fn apply(r: &mut ngx_http_request_t, conf: &LocationConf, state: &mut RequestState) -> ngx_int_t {
     let Outcome::Resolved(identity) = &state.outcome else {
         return ERROR;
     };
-    if state.applied {
+    // The identity moves out for the policy check, which also updates the
+    // state, and back in afterwards.
+    let identity = identity.clone();
+    if !state.applied {
+        state.applied = true;
+        ngx_debug!(
+            r,
+            "authgear identity: {} headers, {} cookies",
+            identity.headers().len(),
+            identity.set_cookies().len()
+        );
+        if put_identity(r, conf, &identity).is_err() {
+            return ERROR;
+        }
+    }
+    // SAFETY: `r` is a live main request in its access phase.
+    unsafe { deny::enforce(r, conf, state, &identity) }.unwrap_or(DECLINED)
+}
+
+/// Runs last in the access phase, after every other access module, to send
+/// a 401 or login redirect that `satisfy any` deferred.
+pub extern "C" fn access_final_handler(r: *mut ngx_http_request_t) -> ngx_int_t {
+    // SAFETY: nginx passes a live request to phase handlers.
+    let r = unsafe { &mut *r };
+    if !core::ptr::eq(r.main, r) {
         return DECLINED;
     }
-    state.applied = true;
-    ngx_debug!(
-        r,
-        "authgear identity: {} headers, {} cookies",
-        identity.headers().len(),
-        identity.set_cookies().len()
-    );
-    if put_identity(r, conf, identity).is_err() {
-        return ERROR;
+    let Some(conf) = crate::location_conf(r) else {
+        return DECLINED;
+    };
+    if conf.resolver_uri().is_none() {
+        return DECLINED;
     }
-    DECLINED
+    // SAFETY: `r` is a live main request, and no other reference to its
+    // state exists while the handler runs.
+    let Some(state) = (unsafe { state::find(r) }) else {
+        return DECLINED;
+    };
+    // SAFETY: `r` is in its access phase.
+    unsafe { deny::finish(r, conf, state) }.unwrap_or(DECLINED)
 }
 
 fn put_identity(r: &mut ngx_http_request_t, conf: &LocationConf, identity: &Identity) -> Result<(), ()> {

@@ -38,7 +38,7 @@ unsafe fn pool_str(pool: *mut ngx_pool_t, bytes: &[u8]) -> Option<ngx_str_t> {
 /// # Safety
 /// `list` must be a live list of `ngx_table_elt_t` that is not modified while
 /// the iterator is in use.
-unsafe fn elements(list: &ngx_list_t) -> impl Iterator<Item = &ngx_table_elt_t> {
+pub unsafe fn elements(list: &ngx_list_t) -> impl Iterator<Item = &ngx_table_elt_t> {
     let mut part = core::ptr::from_ref(&list.part);
     core::iter::from_fn(move || {
         while !part.is_null() {
@@ -145,6 +145,24 @@ pub unsafe fn add_identity_headers(
         push_header(&mut r.headers_in.headers, pool, &header.name, &header.value)?;
     }
     Ok(())
+}
+
+/// Adds a header to the response and returns it.
+///
+/// # Safety
+/// `r` must be a live request whose response header is not sent yet.
+pub unsafe fn push_response_header(
+    r: &mut ngx_http_request_t,
+    name: &[u8],
+    value: &[u8],
+) -> Result<*mut ngx_table_elt_t, ()> {
+    let pool = r.pool;
+    push_header(&mut r.headers_out.headers, pool, name, value)?;
+    let last = r.headers_out.headers.last;
+    if last.is_null() || (*last).nelts == 0 {
+        return Err(());
+    }
+    Ok((*last).elts.cast::<ngx_table_elt_t>().add((*last).nelts - 1))
 }
 
 /// Adds the resolver's `Set-Cookie` headers to the response for the client,

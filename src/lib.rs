@@ -16,7 +16,10 @@ mod log;
 mod cache;
 mod conf;
 mod identity;
+mod policy;
 
+#[cfg(not(test))]
+mod deny;
 #[cfg(not(test))]
 mod handler;
 #[cfg(not(test))]

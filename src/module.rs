@@ -78,11 +78,25 @@ impl HttpModule for AuthgearModule {
             return NGX_ERROR as ngx_int_t;
         };
         let handlers = &mut cmcf.phases[ngx_http_phases_NGX_HTTP_ACCESS_PHASE as usize].handlers;
+
+        // nginx runs a phase's handlers from the last pushed to the first.
+        // The main handler goes last in the array, so it runs before the
+        // other access modules, as auth_request's does.
         let slot = ngx_array_push(handlers).cast::<ngx_http_handler_pt>();
         if slot.is_null() {
             return NGX_ERROR as ngx_int_t;
         }
         *slot = Some(handler::access_handler);
+
+        // The final handler goes first in the array, so it runs after every
+        // other access module.
+        let slot = ngx_array_push(handlers).cast::<ngx_http_handler_pt>();
+        if slot.is_null() {
+            return NGX_ERROR as ngx_int_t;
+        }
+        let first = handlers.elts.cast::<ngx_http_handler_pt>();
+        ptr::copy(first, first.add(1), handlers.nelts - 1);
+        *first = Some(handler::access_final_handler);
         NGX_OK as ngx_int_t
     }
 }

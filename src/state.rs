@@ -37,6 +37,28 @@ pub enum Outcome {
     Failed(Failure),
 }
 
+/// The value of `$authgear_decision`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AccessDecision {
+    Allowed,
+    Unauthenticated,
+    LoginRedirect,
+    Forbidden,
+    ResolverError,
+}
+
+impl AccessDecision {
+    pub fn as_bytes(self) -> &'static [u8] {
+        match self {
+            AccessDecision::Allowed => b"allowed",
+            AccessDecision::Unauthenticated => b"unauthenticated",
+            AccessDecision::LoginRedirect => b"login_redirect",
+            AccessDecision::Forbidden => b"forbidden",
+            AccessDecision::ResolverError => b"resolver_error",
+        }
+    }
+}
+
 /// What the module knows about one client request.
 #[derive(Debug)]
 pub struct RequestState {
@@ -48,6 +70,11 @@ pub struct RequestState {
     pub reported: bool,
     /// The cache's part of the request, when the location uses a cache.
     pub cache: Option<CacheRequest>,
+    /// The outcome of `authgear_require`, when the location has one.
+    pub decision: Option<AccessDecision>,
+    /// Under `satisfy any`, a 401 left for the end of the access phase;
+    /// `true` when it becomes a login redirect.
+    pub deferred_redirect: Option<bool>,
 }
 
 impl RequestState {
@@ -118,6 +145,8 @@ pub unsafe fn create<'a>(r: &mut ngx_http_request_t) -> Option<&'a mut RequestSt
         applied: false,
         reported: false,
         cache: None,
+        decision: None,
+        deferred_redirect: None,
     }));
     (*cleanup).handler = Some(drop_state);
     (*cleanup).data = state.cast();

@@ -11,7 +11,8 @@ use crate::identity::VARIABLE_PREFIX;
 use crate::state;
 use crate::subrequest::str_bytes;
 
-/// Registers `$authgear_cache_status` and the `$authgear_` prefix variable.
+/// Registers `$authgear_cache_status`, `$authgear_decision` and the
+/// `$authgear_` prefix variable.
 /// nginx looks exact names up before prefixes, so a resolver header named
 /// `X-Authgear-Cache-Status` would not shadow the cache status.
 ///
@@ -27,6 +28,13 @@ pub unsafe fn register(cf: *mut ngx_conf_t) -> ngx_int_t {
         return NGX_ERROR as ngx_int_t;
     }
     (*variable).get_handler = Some(get_cache_status);
+
+    let mut name: ngx_str_t = ngx_string!("authgear_decision");
+    let variable = ngx_http_add_variable(cf, &mut name, NGX_HTTP_VAR_NOCACHEABLE as _);
+    if variable.is_null() {
+        return NGX_ERROR as ngx_int_t;
+    }
+    (*variable).get_handler = Some(get_decision);
 
     let mut name: ngx_str_t = ngx_string!("authgear_");
     let variable = ngx_http_add_variable(
@@ -81,6 +89,24 @@ unsafe extern "C" fn get_cache_status(
         .and_then(|state| state.cache.as_ref())
         .map(|cache_request| cache_request.status.as_bytes());
     set_value(&mut *v, status);
+    NGX_OK as ngx_int_t
+}
+
+/// Evaluates `$authgear_decision`: not found when the location has no
+/// `authgear_require` or the request has not reached the access phase.
+unsafe extern "C" fn get_decision(
+    r: *mut ngx_http_request_t,
+    v: *mut ngx_http_variable_value_t,
+    _data: usize,
+) -> ngx_int_t {
+    if r.is_null() || v.is_null() {
+        return NGX_ERROR as ngx_int_t;
+    }
+    // SAFETY: as in `get_identity_variable`.
+    let decision = state::find(&*r)
+        .and_then(|state| state.decision)
+        .map(|decision| decision.as_bytes());
+    set_value(&mut *v, decision);
     NGX_OK as ngx_int_t
 }
 

@@ -6,8 +6,9 @@ use core::ptr;
 
 use nginx_sys::{
     ngx_command_t, ngx_conf_set_flag_slot, ngx_conf_set_msec_slot, ngx_conf_set_str_slot,
-    ngx_conf_t, ngx_http_set_complex_value_slot, ngx_http_set_predicate_slot, ngx_msec_t,
-    ngx_str_t, NGX_CONF_1MORE, NGX_CONF_FLAG, NGX_CONF_TAKE1, NGX_CONF_TAKE1234,
+    ngx_conf_t, ngx_http_compile_complex_value, ngx_http_compile_complex_value_t,
+    ngx_http_complex_value_t, ngx_http_set_complex_value_slot, ngx_pcalloc, ngx_pnalloc, ngx_http_set_predicate_slot, ngx_msec_t,
+    ngx_str_t, NGX_CONF_1MORE, NGX_CONF_FLAG, NGX_CONF_TAKE1, NGX_CONF_TAKE12, NGX_CONF_TAKE1234,
     NGX_HTTP_LOC_CONF, NGX_HTTP_LOC_CONF_OFFSET, NGX_HTTP_MAIN_CONF, NGX_HTTP_SRV_CONF,
     NGX_LOG_EMERG,
 };
@@ -17,14 +18,15 @@ use ngx::ngx_string;
 use super::cache::{parse_time, parse_valid, parse_zone};
 use super::error::ConfError;
 use super::resolve::{parse_resolve, ResolveArg};
-use super::{CacheZone, LocationConf, Resolve, UNSET_MSEC};
+use super::{CacheZone, LocationConf, Require, Resolve, UNSET_MSEC};
+use crate::policy::Policy;
 use crate::cache::zone;
 use crate::subrequest::str_bytes;
 
 const ANY_LEVEL: u32 = NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF;
 
 /// The module's directive table, terminated by an empty entry.
-pub struct Commands(pub [ngx_command_t; 13]);
+pub struct Commands(pub [ngx_command_t; 17]);
 
 // SAFETY: nginx reads the directive table while it parses configuration and
 // never writes to it, so sharing it between threads is sound.
@@ -118,6 +120,30 @@ pub static COMMANDS: Commands = Commands([
         ANY_LEVEL | NGX_CONF_FLAG,
         ngx_conf_set_flag_slot,
         offset_of!(LocationConf, cache_background_update),
+    ),
+    command(
+        ngx_string!("authgear_require"),
+        ANY_LEVEL | NGX_CONF_1MORE,
+        set_require,
+        0,
+    ),
+    command(
+        ngx_string!("authgear_login_url"),
+        ANY_LEVEL | NGX_CONF_TAKE1,
+        set_login_url,
+        0,
+    ),
+    command(
+        ngx_string!("authgear_login_redirect_param"),
+        ANY_LEVEL | NGX_CONF_TAKE1,
+        ngx_conf_set_str_slot,
+        offset_of!(LocationConf, login_redirect_param),
+    ),
+    command(
+        ngx_string!("authgear_www_authenticate"),
+        ANY_LEVEL | NGX_CONF_TAKE12,
+        set_www_authenticate,
+        0,
     ),
     ngx_command_t::empty(),
 ]);
@@ -269,6 +295,127 @@ unsafe extern "C" fn set_cache_use_stale(
             Some(ms) => ms as ngx_msec_t,
             None => return reject(cf, cmd, ConfError::InvalidTime(lossy(value))),
         }
+    };
+    NGX_CONF_OK
+}
+
+unsafe extern "C" fn set_require(
+    cf: *mut ngx_conf_t,
+    cmd: *mut ngx_command_t,
+    conf: *mut c_void,
+) -> *mut c_char {
+    let conf = location_conf(conf);
+    if conf.require.is_some() {
+        return reject(cf, cmd, ConfError::Duplicate);
+    }
+    let args: Vec<&[u8]> = directive_args(cf).iter().map(|arg| str_bytes(arg)).collect();
+    if args == [&b"off"[..]] {
+        conf.require = Some(Require::Off);
+        return NGX_CONF_OK;
+    }
+    match Policy::parse(&args) {
+        Ok(policy) => {
+            conf.require = Some(Require::Policy(std::sync::Arc::new(policy)));
+            NGX_CONF_OK
+        }
+        Err(arg) => reject(cf, cmd, ConfError::InvalidValue(lossy(arg))),
+    }
+}
+
+/// Compiles `value`, which may contain variables, in the configuration pool.
+///
+/// # Safety
+/// `cf` must be the configuration being parsed and `value` must live in its
+/// pool.
+unsafe fn compile(cf: *mut ngx_conf_t, value: *mut ngx_str_t) -> *mut ngx_http_complex_value_t {
+    let cv = ngx_pcalloc((*cf).pool, core::mem::size_of::<ngx_http_complex_value_t>())
+        .cast::<ngx_http_complex_value_t>();
+    if cv.is_null() {
+        return cv;
+    }
+    let mut ccv: ngx_http_compile_complex_value_t = core::mem::zeroed();
+    ccv.cf = cf;
+    ccv.value = value;
+    ccv.complex_value = cv;
+    if ngx_http_compile_complex_value(&mut ccv) != nginx_sys::NGX_OK as isize {
+        return ptr::null_mut();
+    }
+    cv
+}
+
+/// The original absolute URL that the login redirect carries. `$http_host`
+/// keeps a non-default port, which `$host` drops.
+static ORIGINAL_URL: &[u8] = b"$scheme://$http_host$request_uri";
+
+unsafe extern "C" fn set_login_url(
+    cf: *mut ngx_conf_t,
+    cmd: *mut ngx_command_t,
+    conf: *mut c_void,
+) -> *mut c_char {
+    let conf = location_conf(conf);
+    if !conf.login_url.is_null() {
+        return reject(cf, cmd, ConfError::Duplicate);
+    }
+    let Some(arg) = directive_args(cf).first() else {
+        return NGX_CONF_ERROR;
+    };
+    let mut value = *arg;
+    conf.login_url = compile(cf, &mut value);
+    if conf.login_url.is_null() {
+        return NGX_CONF_ERROR;
+    }
+
+    let data = ngx_pnalloc((*cf).pool, ORIGINAL_URL.len()).cast::<u8>();
+    if data.is_null() {
+        return NGX_CONF_ERROR;
+    }
+    ptr::copy_nonoverlapping(ORIGINAL_URL.as_ptr(), data, ORIGINAL_URL.len());
+    let mut original = ngx_str_t {
+        len: ORIGINAL_URL.len(),
+        data,
+    };
+    conf.original_url = compile(cf, &mut original);
+    if conf.original_url.is_null() {
+        return NGX_CONF_ERROR;
+    }
+    NGX_CONF_OK
+}
+
+/// Reports whether `value` can go inside a quoted string of a header.
+fn is_quotable(value: &[u8]) -> bool {
+    value.iter().all(|&byte| (0x20..0x7f).contains(&byte) && byte != b'"' && byte != b'\\')
+}
+
+unsafe extern "C" fn set_www_authenticate(
+    cf: *mut ngx_conf_t,
+    cmd: *mut ngx_command_t,
+    conf: *mut c_void,
+) -> *mut c_char {
+    let conf = location_conf(conf);
+    if !conf.www_authenticate.data.is_null() {
+        return reject(cf, cmd, ConfError::Duplicate);
+    }
+    let args = directive_args(cf);
+    let Some(scheme) = args.first().map(|arg| str_bytes(arg)) else {
+        return NGX_CONF_ERROR;
+    };
+    if scheme.is_empty() || !scheme.iter().all(|byte| byte.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(byte)) {
+        return reject(cf, cmd, ConfError::InvalidValue(lossy(scheme)));
+    }
+    let realm = args.get(1).map(|arg| str_bytes(arg)).unwrap_or(b"authgear");
+    if !is_quotable(realm) {
+        return reject(cf, cmd, ConfError::InvalidValue(lossy(realm)));
+    }
+
+    let value = [scheme, b" realm=\"", realm, b"\""].concat();
+    let data = ngx_pnalloc((*cf).pool, value.len()).cast::<u8>();
+    if data.is_null() {
+        return NGX_CONF_ERROR;
+    }
+    ptr::copy_nonoverlapping(value.as_ptr(), data, value.len());
+    conf.www_authenticate = ngx_str_t {
+        len: value.len(),
+        data,
     };
     NGX_CONF_OK
 }

@@ -14,7 +14,10 @@ use nginx_sys::{
 };
 use ngx::http::{Merge, MergeConfigError};
 
+use std::sync::Arc;
+
 use crate::cache::policy::Validity;
+use crate::policy::Policy;
 
 #[cfg(not(test))]
 pub use directives::COMMANDS;
@@ -24,6 +27,17 @@ const UNSET_FLAG: ngx_flag_t = NGX_CONF_UNSET as ngx_flag_t;
 pub const UNSET_MSEC: ngx_msec_t = ngx_msec_t::MAX;
 /// nginx's NGX_CONF_UNSET_PTR, which `ngx_http_set_predicate_slot` expects.
 const UNSET_PREDICATES: *mut ngx_array_t = ptr::without_provenance_mut(usize::MAX);
+
+const EMPTY_STR: ngx_str_t = ngx_str_t {
+    len: 0,
+    data: ptr::null_mut(),
+};
+
+/// The default of `authgear_login_redirect_param`.
+const DEFAULT_REDIRECT_PARAM: &[u8] = b"redirect_uri";
+
+/// The default of `authgear_www_authenticate`.
+const DEFAULT_WWW_AUTHENTICATE: &[u8] = b"Bearer realm=\"authgear\"";
 
 /// The default of `authgear_cache_lock_timeout`, as `proxy_cache_lock_timeout`.
 const DEFAULT_LOCK_TIMEOUT: ngx_msec_t = 5000;
@@ -43,6 +57,13 @@ pub enum CacheZone {
     Off,
     /// A zone owned by nginx's cycle.
     Zone(*mut ngx_shm_zone_t),
+}
+
+/// The effective `authgear_require` setting of a location.
+#[derive(Debug, Clone)]
+pub enum Require {
+    Off,
+    Policy(Arc<Policy>),
 }
 
 /// The module's configuration of one `http`, `server` or `location` block.
@@ -72,6 +93,18 @@ pub struct LocationConf {
     pub cache_use_stale: ngx_msec_t,
     /// `authgear_cache_background_update`.
     pub cache_background_update: ngx_flag_t,
+
+    /// `authgear_require`.
+    pub require: Option<Require>,
+    /// `authgear_login_url`; null when unset.
+    pub login_url: *mut ngx_http_complex_value_t,
+    /// The original absolute URL of a request, compiled along with
+    /// `authgear_login_url`.
+    pub original_url: *mut ngx_http_complex_value_t,
+    /// `authgear_login_redirect_param`.
+    pub login_redirect_param: ngx_str_t,
+    /// The `WWW-Authenticate` value that `authgear_www_authenticate` sets.
+    pub www_authenticate: ngx_str_t,
 }
 
 impl Default for LocationConf {
@@ -79,10 +112,7 @@ impl Default for LocationConf {
         LocationConf {
             resolve: None,
             identity_headers: UNSET_FLAG,
-            cookie_prefix: ngx_str_t {
-                len: 0,
-                data: ptr::null_mut(),
-            },
+            cookie_prefix: EMPTY_STR,
             cache: None,
             cache_valid: [UNSET_MSEC; 3],
             cache_key: ptr::null_mut(),
@@ -91,6 +121,11 @@ impl Default for LocationConf {
             cache_lock_timeout: UNSET_MSEC,
             cache_use_stale: UNSET_MSEC,
             cache_background_update: UNSET_FLAG,
+            require: None,
+            login_url: ptr::null_mut(),
+            original_url: ptr::null_mut(),
+            login_redirect_param: EMPTY_STR,
+            www_authenticate: EMPTY_STR,
         }
     }
 }
@@ -140,6 +175,31 @@ impl LocationConf {
     pub fn cache_background_update(&self) -> bool {
         self.cache_background_update != 0
     }
+
+    /// Returns the policy when `authgear_require` is on in this location.
+    pub fn policy(&self) -> Option<&Policy> {
+        match &self.require {
+            Some(Require::Policy(policy)) => Some(policy),
+            _ => None,
+        }
+    }
+}
+
+fn static_str(value: &'static [u8]) -> ngx_str_t {
+    ngx_str_t {
+        len: value.len(),
+        data: value.as_ptr().cast_mut(),
+    }
+}
+
+fn merge_str(value: &mut ngx_str_t, prev: ngx_str_t, default: &'static [u8]) {
+    if value.data.is_null() {
+        *value = if prev.data.is_null() {
+            static_str(default)
+        } else {
+            prev
+        };
+    }
 }
 
 fn merge_flag(value: &mut ngx_flag_t, prev: ngx_flag_t, default: bool) {
@@ -170,9 +230,7 @@ impl Merge for LocationConf {
             self.resolve = prev.resolve;
         }
         merge_flag(&mut self.identity_headers, prev.identity_headers, true);
-        if self.cookie_prefix.data.is_null() {
-            self.cookie_prefix = prev.cookie_prefix;
-        }
+        merge_str(&mut self.cookie_prefix, prev.cookie_prefix, b"");
 
         if self.cache.is_none() {
             self.cache = prev.cache;
@@ -194,6 +252,16 @@ impl Merge for LocationConf {
         merge_msec(&mut self.cache_lock_timeout, prev.cache_lock_timeout, DEFAULT_LOCK_TIMEOUT);
         merge_msec(&mut self.cache_use_stale, prev.cache_use_stale, 0);
         merge_flag(&mut self.cache_background_update, prev.cache_background_update, true);
+
+        if self.require.is_none() {
+            self.require = prev.require.clone();
+        }
+        if self.login_url.is_null() {
+            self.login_url = prev.login_url;
+            self.original_url = prev.original_url;
+        }
+        merge_str(&mut self.login_redirect_param, prev.login_redirect_param, DEFAULT_REDIRECT_PARAM);
+        merge_str(&mut self.www_authenticate, prev.www_authenticate, DEFAULT_WWW_AUTHENTICATE);
         Ok(())
     }
 }

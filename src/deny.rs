@@ -1,0 +1,172 @@
+//! Enforcement of `authgear_require`: the 401 with `WWW-Authenticate`, the
+//! login redirect for browser navigations, and the 403.
+
+use nginx_sys::{
+    ngx_http_complex_value, ngx_http_request_t, ngx_int_t, ngx_str_t, NGX_ERROR, NGX_HTTP_FORBIDDEN,
+    NGX_HTTP_GET, NGX_HTTP_HEAD, NGX_HTTP_MOVED_TEMPORARILY, NGX_HTTP_SATISFY_ANY,
+    NGX_HTTP_UNAUTHORIZED, NGX_OK,
+};
+use ngx::http::{HttpModuleLocationConf, NgxHttpCoreModule};
+
+use crate::conf::LocationConf;
+use crate::headers::{self, elements};
+use crate::identity::Identity;
+use crate::policy::login::{is_navigation, login_location, RequestKind};
+use crate::policy::{Condition, Decision};
+use crate::state::{AccessDecision, RequestState};
+use crate::subrequest::str_bytes;
+
+/// Returns the value of the first request header named `name` (lowercase).
+///
+/// # Safety
+/// `r` must be a live request.
+unsafe fn request_header<'a>(r: &'a ngx_http_request_t, name: &[u8]) -> Option<&'a [u8]> {
+    elements(&r.headers_in.headers)
+        .find(|header| {
+            header.hash != 0
+                && !header.lowcase_key.is_null()
+                && core::slice::from_raw_parts(header.lowcase_key, header.key.len) == name
+        })
+        .map(|header| str_bytes(&header.value))
+}
+
+/// Reports whether `r` is a browser navigation that should be redirected to
+/// the login page rather than get a 401.
+///
+/// # Safety
+/// `r` must be a live request.
+unsafe fn is_browser_navigation(r: &ngx_http_request_t) -> bool {
+    let kind = RequestKind {
+        method_is_get_or_head: r.method & (NGX_HTTP_GET | NGX_HTTP_HEAD) as usize != 0,
+        sec_fetch_mode: request_header(r, b"sec-fetch-mode"),
+        accept: request_header(r, b"accept"),
+        x_requested_with: request_header(r, b"x-requested-with"),
+    };
+    is_navigation(&kind)
+}
+
+fn satisfy_any(r: &ngx_http_request_t) -> bool {
+    NgxHttpCoreModule::location_conf(r).is_some_and(|clcf| clcf.satisfy == NGX_HTTP_SATISFY_ANY as usize)
+}
+
+/// Evaluates a complex value of the configuration.
+///
+/// # Safety
+/// `r` must be a live request and `cv` a value compiled for its configuration.
+unsafe fn evaluate(
+    r: &mut ngx_http_request_t,
+    cv: *mut nginx_sys::ngx_http_complex_value_t,
+) -> Option<Vec<u8>> {
+    let mut value = ngx_str_t {
+        len: 0,
+        data: core::ptr::null_mut(),
+    };
+    if cv.is_null() || ngx_http_complex_value(r, cv, &mut value) != NGX_OK as isize {
+        return None;
+    }
+    Some(str_bytes(&value).to_vec())
+}
+
+/// Answers a request without a valid session: a 302 to the login page for a
+/// browser navigation when `authgear_login_url` is set, a 401 with
+/// `WWW-Authenticate` otherwise.
+///
+/// # Safety
+/// `r` must be a live main request whose response header is not sent yet.
+unsafe fn unauthenticated(
+    r: &mut ngx_http_request_t,
+    conf: &LocationConf,
+    state: &mut RequestState,
+    redirect: bool,
+) -> ngx_int_t {
+    if redirect {
+        let login_url = evaluate(r, conf.login_url);
+        let original = evaluate(r, conf.original_url);
+        let (Some(login_url), Some(original)) = (login_url, original) else {
+            return NGX_ERROR as ngx_int_t;
+        };
+        let location = login_location(&login_url, str_bytes(&conf.login_redirect_param), &original);
+        let Ok(header) = headers::push_response_header(r, b"Location", &location) else {
+            return NGX_ERROR as ngx_int_t;
+        };
+        r.headers_out.location = header;
+        state.decision = Some(AccessDecision::LoginRedirect);
+        return NGX_HTTP_MOVED_TEMPORARILY as ngx_int_t;
+    }
+
+    let challenge = str_bytes(&conf.www_authenticate).to_vec();
+    let Ok(header) = headers::push_response_header(r, b"WWW-Authenticate", &challenge) else {
+        return NGX_ERROR as ngx_int_t;
+    };
+    r.headers_out.www_authenticate = header;
+    state.decision = Some(AccessDecision::Unauthenticated);
+    NGX_HTTP_UNAUTHORIZED as ngx_int_t
+}
+
+fn user_id(identity: &Identity) -> String {
+    String::from_utf8_lossy(identity.variable(b"user_id").unwrap_or_default()).into_owned()
+}
+
+/// Applies the location's `authgear_require` to the resolved identity.
+/// Returns `None` when the location has no policy.
+///
+/// # Safety
+/// `r` must be a live main request in its access phase.
+pub unsafe fn enforce(
+    r: &mut ngx_http_request_t,
+    conf: &LocationConf,
+    state: &mut RequestState,
+    identity: &Identity,
+) -> Option<ngx_int_t> {
+    let policy = conf.policy()?;
+    let rc = match policy.evaluate(identity) {
+        Decision::Allow => {
+            state.decision = Some(AccessDecision::Allowed);
+            NGX_OK as ngx_int_t
+        }
+        Decision::Unauthenticated => {
+            ngx_info!(r, "authgear access denied: no valid session");
+            let redirect = !conf.login_url.is_null() && is_browser_navigation(r);
+            if satisfy_any(r) {
+                // Another access module may still let the request in: the
+                // response is decided by `finish` at the end of the phase.
+                state.deferred_redirect = Some(redirect);
+                state.decision = Some(AccessDecision::Unauthenticated);
+                NGX_HTTP_UNAUTHORIZED as ngx_int_t
+            } else {
+                unauthenticated(r, conf, state, redirect)
+            }
+        }
+        Decision::Forbidden(condition) => {
+            log_forbidden(r, &condition, identity);
+            state.decision = Some(AccessDecision::Forbidden);
+            NGX_HTTP_FORBIDDEN as ngx_int_t
+        }
+    };
+    Some(rc)
+}
+
+fn log_forbidden(r: &ngx_http_request_t, condition: &Condition, identity: &Identity) {
+    ngx_info!(
+        r,
+        "authgear access denied: condition \"{condition}\" not met, user: \"{}\"",
+        user_id(identity)
+    );
+}
+
+/// Sends the deferred 401 or login redirect once every access module has
+/// denied a request under `satisfy any`.
+///
+/// # Safety
+/// `r` must be a live main request in its access phase.
+pub unsafe fn finish(
+    r: &mut ngx_http_request_t,
+    conf: &LocationConf,
+    state: &mut RequestState,
+) -> Option<ngx_int_t> {
+    let redirect = state.deferred_redirect.take()?;
+    if r.access_code != NGX_HTTP_UNAUTHORIZED as usize {
+        return None;
+    }
+    Some(unauthenticated(r, conf, state, redirect))
+}
