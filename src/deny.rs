@@ -2,9 +2,9 @@
 //! login redirect for browser navigations, and the 403.
 
 use nginx_sys::{
-    ngx_http_complex_value, ngx_http_request_t, ngx_int_t, ngx_str_t, NGX_ERROR, NGX_HTTP_FORBIDDEN,
-    NGX_HTTP_GET, NGX_HTTP_HEAD, NGX_HTTP_MOVED_TEMPORARILY, NGX_HTTP_SATISFY_ANY,
-    NGX_HTTP_UNAUTHORIZED, NGX_OK,
+    ngx_http_complex_value, ngx_http_request_t, ngx_int_t, ngx_str_t, NGX_ERROR,
+    NGX_HTTP_FORBIDDEN, NGX_HTTP_GET, NGX_HTTP_HEAD, NGX_HTTP_MOVED_TEMPORARILY,
+    NGX_HTTP_SATISFY_ANY, NGX_HTTP_UNAUTHORIZED, NGX_OK,
 };
 use ngx::http::{HttpModuleLocationConf, NgxHttpCoreModule};
 
@@ -46,7 +46,8 @@ unsafe fn is_browser_navigation(r: &ngx_http_request_t) -> bool {
 }
 
 fn satisfy_any(r: &ngx_http_request_t) -> bool {
-    NgxHttpCoreModule::location_conf(r).is_some_and(|clcf| clcf.satisfy == NGX_HTTP_SATISFY_ANY as usize)
+    NgxHttpCoreModule::location_conf(r)
+        .is_some_and(|clcf| clcf.satisfy == NGX_HTTP_SATISFY_ANY as usize)
 }
 
 /// Evaluates a complex value of the configuration.

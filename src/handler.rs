@@ -7,9 +7,9 @@
 
 use nginx_sys::{
     ngx_add_timer, ngx_handle_read_event, ngx_handle_write_event, ngx_http_block_reading,
-    ngx_http_core_run_phases, ngx_http_finalize_request, ngx_http_request_t,
-    ngx_http_test_reading, ngx_int_t, ngx_msec_t, NGX_AGAIN, NGX_DECLINED, NGX_ERROR,
-    NGX_HTTP_INTERNAL_SERVER_ERROR, NGX_OK,
+    ngx_http_core_run_phases, ngx_http_finalize_request, ngx_http_request_t, ngx_http_test_reading,
+    ngx_int_t, ngx_msec_t, NGX_AGAIN, NGX_DECLINED, NGX_ERROR, NGX_HTTP_INTERNAL_SERVER_ERROR,
+    NGX_OK,
 };
 
 use crate::cache::{self, Action};
@@ -54,7 +54,10 @@ fn start(r: &mut ngx_http_request_t, conf: &LocationConf) -> ngx_int_t {
     // SAFETY: `r` is a live main request.
     match unsafe { headers::strip_client_headers(r) } {
         Ok(0) => {}
-        Ok(removed) => ngx_debug!(r, "authgear removed {removed} client-sent X-Authgear-* headers"),
+        Ok(removed) => ngx_debug!(
+            r,
+            "authgear removed {removed} client-sent X-Authgear-* headers"
+        ),
         Err(()) => return ERROR,
     }
 
@@ -124,7 +127,11 @@ fn consult_cache(
 }
 
 /// Issues a background subrequest that refreshes the request's cache entry.
-fn refresh_in_background(r: &mut ngx_http_request_t, conf: &LocationConf, state: &mut RequestState) {
+fn refresh_in_background(
+    r: &mut ngx_http_request_t,
+    conf: &LocationConf,
+    state: &mut RequestState,
+) {
     let Some(uri) = conf.resolver_uri() else {
         return;
     };
@@ -260,7 +267,11 @@ pub extern "C" fn access_final_handler(r: *mut ngx_http_request_t) -> ngx_int_t 
     unsafe { deny::finish(r, conf, state) }.unwrap_or(DECLINED)
 }
 
-fn put_identity(r: &mut ngx_http_request_t, conf: &LocationConf, identity: &Identity) -> Result<(), ()> {
+fn put_identity(
+    r: &mut ngx_http_request_t,
+    conf: &LocationConf,
+    identity: &Identity,
+) -> Result<(), ()> {
     if conf.identity_headers() {
         // SAFETY: `r` is a live main request.
         unsafe { headers::add_identity_headers(r, identity) }?;
@@ -309,7 +320,12 @@ fn report_failure(r: &ngx_http_request_t, conf: &LocationConf, failure: Failure)
 }
 
 /// Logs one warning line for an answer served stale.
-fn report_stale(r: &ngx_http_request_t, conf: &LocationConf, state: &RequestState, failure: Failure) {
+fn report_stale(
+    r: &ngx_http_request_t,
+    conf: &LocationConf,
+    state: &RequestState,
+    failure: Failure,
+) {
     let zone = state.cache.as_ref().map(cache::name).unwrap_or_default();
     ngx_warn!(
         r,

@@ -162,7 +162,10 @@ pub unsafe fn push_response_header(
     if last.is_null() || (*last).nelts == 0 {
         return Err(());
     }
-    Ok((*last).elts.cast::<ngx_table_elt_t>().add((*last).nelts - 1))
+    Ok((*last)
+        .elts
+        .cast::<ngx_table_elt_t>()
+        .add((*last).nelts - 1))
 }
 
 /// Adds the resolver's `Set-Cookie` headers to the response for the client,

@@ -21,13 +21,14 @@ pub fn is_authgear_header(name: &[u8]) -> bool {
 /// dash in the header matches an underscore in the variable.
 fn suffix_matches_variable(header_suffix: &[u8], variable_suffix: &[u8]) -> bool {
     header_suffix.len() == variable_suffix.len()
-        && header_suffix
-            .iter()
-            .zip(variable_suffix)
-            .all(|(&h, &v)| {
-                let h = if h == b'-' { b'_' } else { h.to_ascii_lowercase() };
-                h == v.to_ascii_lowercase()
-            })
+        && header_suffix.iter().zip(variable_suffix).all(|(&h, &v)| {
+            let h = if h == b'-' {
+                b'_'
+            } else {
+                h.to_ascii_lowercase()
+            };
+            h == v.to_ascii_lowercase()
+        })
 }
 
 /// One `X-Authgear-*` header of a resolver answer, as received.
@@ -151,8 +152,15 @@ mod tests {
             ("Date", "Thu, 01 Jan 1970 00:00:00 GMT"),
             ("X-Authgear-User-Id", "u1"),
         ]);
-        let names: Vec<&[u8]> = identity.headers().iter().map(|h| h.name.as_slice()).collect();
-        assert_eq!(names, vec![&b"X-Authgear-Session-Valid"[..], b"X-Authgear-User-Id"]);
+        let names: Vec<&[u8]> = identity
+            .headers()
+            .iter()
+            .map(|h| h.name.as_slice())
+            .collect();
+        assert_eq!(
+            names,
+            vec![&b"X-Authgear-Session-Valid"[..], b"X-Authgear-User-Id"]
+        );
         assert_eq!(identity.set_cookies(), &[b"session=; Path=/".to_vec()]);
     }
 
@@ -182,7 +190,10 @@ mod tests {
 
     #[test]
     fn variable_of_repeated_header_is_first_copy() {
-        let identity = identity(&[("X-Authgear-User-Roles", "a"), ("X-Authgear-User-Roles", "b")]);
+        let identity = identity(&[
+            ("X-Authgear-User-Roles", "a"),
+            ("X-Authgear-User-Roles", "b"),
+        ]);
         assert_eq!(identity.variable(b"user_roles"), Some(&b"a"[..]));
     }
 
@@ -203,7 +214,11 @@ mod tests {
             (&[("X-Authgear-User-Id", "u1")], Session::None),
         ];
         for (headers, expected) in cases {
-            assert_eq!(identity(headers).session(), *expected, "headers {headers:?}");
+            assert_eq!(
+                identity(headers).session(),
+                *expected,
+                "headers {headers:?}"
+            );
         }
     }
 }

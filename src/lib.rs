@@ -8,6 +8,21 @@
 
 // Unit-test builds leave the nginx-facing callers of the pure code out.
 #![cfg_attr(test, allow(dead_code))]
+// A panic in a phase handler aborts the worker process, and one inside the
+// shared memory lock can hang the others: outside tests, the code has no
+// operation that can panic on bad input.
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::indexing_slicing,
+        clippy::panic,
+        clippy::unreachable,
+        clippy::todo,
+        clippy::unimplemented
+    )
+)]
 
 #[cfg(not(test))]
 #[macro_use]

@@ -72,4 +72,3 @@ macro_rules! ngx_debug {
         );
     }};
 }
-

@@ -15,7 +15,6 @@ use ngx::http::{HttpModule, HttpModuleLocationConf, HttpModuleMainConf, Merge, N
 use crate::conf::{self, LocationConf};
 use crate::{handler, variables};
 
-
 /// The module type that the `ngx` crate's traits are implemented on.
 struct AuthgearModule;
 
@@ -77,7 +76,13 @@ impl HttpModule for AuthgearModule {
         let Some(cmcf) = NgxHttpCoreModule::main_conf_mut(&*cf) else {
             return NGX_ERROR as ngx_int_t;
         };
-        let handlers = &mut cmcf.phases[ngx_http_phases_NGX_HTTP_ACCESS_PHASE as usize].handlers;
+        let Some(phase) = cmcf
+            .phases
+            .get_mut(ngx_http_phases_NGX_HTTP_ACCESS_PHASE as usize)
+        else {
+            return NGX_ERROR as ngx_int_t;
+        };
+        let handlers = &mut phase.handlers;
 
         // nginx runs a phase's handlers from the last pushed to the first.
         // The main handler goes last in the array, so it runs before the

@@ -5,9 +5,9 @@ use core::mem::size_of;
 use core::ptr;
 
 use nginx_sys::{
-    ngx_http_post_subrequest_t, ngx_http_request_body_t, ngx_http_request_t,
-    ngx_http_subrequest, ngx_int_t, ngx_list_t, ngx_pcalloc, ngx_str_t, ngx_table_elt_t, NGX_OK,
-    NGX_HTTP_SUBREQUEST_BACKGROUND, NGX_HTTP_SUBREQUEST_WAITED,
+    ngx_http_post_subrequest_t, ngx_http_request_body_t, ngx_http_request_t, ngx_http_subrequest,
+    ngx_int_t, ngx_list_t, ngx_pcalloc, ngx_str_t, ngx_table_elt_t, NGX_HTTP_SUBREQUEST_BACKGROUND,
+    NGX_HTTP_SUBREQUEST_WAITED, NGX_OK,
 };
 
 use crate::cache;
@@ -139,7 +139,10 @@ unsafe fn outcome(sr: &ngx_http_request_t, rc: ngx_int_t) -> Outcome {
     let upstream = sr.upstream;
     let answered = !upstream.is_null() && (*upstream).headers_in.status_n != 0;
 
-    ngx_debug!(sr, "authgear resolver subrequest done, status: {status}, rc: {rc}");
+    ngx_debug!(
+        sr,
+        "authgear resolver subrequest done, status: {status}, rc: {rc}"
+    );
 
     if !(200..300).contains(&status) {
         return Outcome::Failed(Failure { status, answered });
@@ -208,7 +211,10 @@ unsafe extern "C" fn refresh_done(
     let sr = &*sr;
     let outcome = outcome(sr, rc);
     if let Outcome::Failed(Failure { status, .. }) = outcome {
-        ngx_warn!(sr, "authgear background refresh failed with status {status}");
+        ngx_warn!(
+            sr,
+            "authgear background refresh failed with status {status}"
+        );
     }
     update_cache(sr, state, &outcome);
     rc

@@ -175,7 +175,11 @@ mod tests {
     fn typical_identity_round_trips_compactly() {
         let encoded = encode(&typical());
         assert_eq!(decode(&encoded), Ok(typical()));
-        assert!(encoded.len() <= 110, "typical entry takes {} bytes", encoded.len());
+        assert!(
+            encoded.len() <= 110,
+            "typical entry takes {} bytes",
+            encoded.len()
+        );
     }
 
     #[test]
@@ -202,7 +206,10 @@ mod tests {
     fn decode_rejects_damaged_bytes() {
         let encoded = encode(&typical());
         for len in 0..encoded.len() {
-            assert!(decode(&encoded[..len]).is_err(), "prefix of {len} bytes decoded");
+            assert!(
+                decode(&encoded[..len]).is_err(),
+                "prefix of {len} bytes decoded"
+            );
         }
         let mut trailing = encoded.clone();
         trailing.push(0);

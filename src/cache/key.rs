@@ -117,7 +117,8 @@ mod tests {
 
     #[test]
     fn cookie_values_finds_exact_names() {
-        let headers: Vec<&[u8]> = vec![b"a=1; session=s1;app_session=x", b" session = s2 ; other=3"];
+        let headers: Vec<&[u8]> =
+            vec![b"a=1; session=s1;app_session=x", b" session = s2 ; other=3"];
         let values: Vec<&[u8]> = cookie_values(&headers, b"session").collect();
         assert_eq!(values, vec![&b"s1"[..], b"s2"]);
         let values: Vec<&[u8]> = cookie_values(&headers, b"app_session").collect();
@@ -161,7 +162,11 @@ mod tests {
     #[test]
     fn default_key_ignores_other_cookies() {
         let plain = default_key(&parts("app.example", None, &["session=s1"]));
-        let tracked = default_key(&parts("app.example", None, &["_ga=1; session=s1; theme=dark"]));
+        let tracked = default_key(&parts(
+            "app.example",
+            None,
+            &["_ga=1; session=s1; theme=dark"],
+        ));
         assert_eq!(plain, tracked);
     }
 

@@ -81,7 +81,10 @@ fn zone_name(shm_zone: *mut ngx_shm_zone_t) -> String {
 /// # Safety
 /// `r` must be a live main request.
 unsafe fn build_key(r: &mut ngx_http_request_t, conf: &LocationConf) -> Option<KeyDigest> {
-    let resolver = conf.resolver_uri().map(|uri| str_bytes(uri)).unwrap_or_default();
+    let resolver = conf
+        .resolver_uri()
+        .map(|uri| str_bytes(uri))
+        .unwrap_or_default();
 
     if let Some(cv) = conf.cache_key.as_mut() {
         let mut value = ngx_str_t {

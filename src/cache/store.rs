@@ -14,8 +14,7 @@ use core::ptr;
 use nginx_sys::{
     ngx_queue_init, ngx_queue_insert_after, ngx_queue_remove, ngx_queue_t, ngx_rbt_red,
     ngx_rbtree_delete, ngx_rbtree_init, ngx_rbtree_insert, ngx_rbtree_node_t, ngx_rbtree_t,
-    ngx_shmtx_lock, ngx_shmtx_unlock, ngx_slab_alloc_locked, ngx_slab_free_locked,
-    ngx_slab_pool_t,
+    ngx_shmtx_lock, ngx_shmtx_unlock, ngx_slab_alloc_locked, ngx_slab_free_locked, ngx_slab_pool_t,
 };
 
 use super::key::KeyDigest;

@@ -58,15 +58,17 @@ pub fn parse_time(value: &[u8]) -> Option<u64> {
 pub fn parse_zone(arg: &[u8]) -> Result<(&[u8], usize), ConfError> {
     let invalid = || ConfError::InvalidValue(String::from_utf8_lossy(arg).into_owned());
     let spec = arg.strip_prefix(b"zone=").ok_or_else(invalid)?;
-    let colon = spec.iter().rposition(|&byte| byte == b':').ok_or_else(invalid)?;
+    let colon = spec
+        .iter()
+        .rposition(|&byte| byte == b':')
+        .ok_or_else(invalid)?;
     let (name, size) = spec.split_at(colon);
     let size = size.get(1..).unwrap_or_default();
     if name.is_empty() {
         return Err(invalid());
     }
-    let bytes = parse_size(size).ok_or_else(|| {
-        ConfError::InvalidZoneSize(String::from_utf8_lossy(size).into_owned())
-    })?;
+    let bytes = parse_size(size)
+        .ok_or_else(|| ConfError::InvalidZoneSize(String::from_utf8_lossy(size).into_owned()))?;
     if bytes < MIN_ZONE_SIZE {
         return Err(ConfError::ZoneTooSmall(
             String::from_utf8_lossy(name).into_owned(),
@@ -168,22 +170,35 @@ mod tests {
 
     #[test]
     fn parse_zone_reads_name_and_size() {
-        assert_eq!(parse_zone(b"zone=sessions:10m"), Ok((&b"sessions"[..], 10 << 20)));
+        assert_eq!(
+            parse_zone(b"zone=sessions:10m"),
+            Ok((&b"sessions"[..], 10 << 20))
+        );
         assert_eq!(parse_zone(b"zone=a:b:64k"), Ok((&b"a:b"[..], 65536)));
     }
 
     #[test]
     fn parse_zone_rejects_bad_arguments() {
         let cases: &[(&str, ConfError)] = &[
-            ("sessions:10m", ConfError::InvalidValue("sessions:10m".into())),
-            ("zone=sessions", ConfError::InvalidValue("zone=sessions".into())),
+            (
+                "sessions:10m",
+                ConfError::InvalidValue("sessions:10m".into()),
+            ),
+            (
+                "zone=sessions",
+                ConfError::InvalidValue("zone=sessions".into()),
+            ),
             ("zone=:10m", ConfError::InvalidValue("zone=:10m".into())),
             ("zone=s:ten", ConfError::InvalidZoneSize("ten".into())),
             ("zone=s:", ConfError::InvalidZoneSize("".into())),
             ("zone=s:4k", ConfError::ZoneTooSmall("s".into())),
         ];
         for (arg, expected) in cases {
-            assert_eq!(parse_zone(arg.as_bytes()), Err(expected.clone()), "argument {arg:?}");
+            assert_eq!(
+                parse_zone(arg.as_bytes()),
+                Err(expected.clone()),
+                "argument {arg:?}"
+            );
         }
     }
 

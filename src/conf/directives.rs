@@ -7,10 +7,10 @@ use core::ptr;
 use nginx_sys::{
     ngx_command_t, ngx_conf_set_flag_slot, ngx_conf_set_msec_slot, ngx_conf_set_str_slot,
     ngx_conf_t, ngx_http_compile_complex_value, ngx_http_compile_complex_value_t,
-    ngx_http_complex_value_t, ngx_http_set_complex_value_slot, ngx_pcalloc, ngx_pnalloc, ngx_http_set_predicate_slot, ngx_msec_t,
-    ngx_str_t, NGX_CONF_1MORE, NGX_CONF_FLAG, NGX_CONF_TAKE1, NGX_CONF_TAKE12, NGX_CONF_TAKE1234,
-    NGX_HTTP_LOC_CONF, NGX_HTTP_LOC_CONF_OFFSET, NGX_HTTP_MAIN_CONF, NGX_HTTP_SRV_CONF,
-    NGX_LOG_EMERG,
+    ngx_http_complex_value_t, ngx_http_set_complex_value_slot, ngx_http_set_predicate_slot,
+    ngx_msec_t, ngx_pcalloc, ngx_pnalloc, ngx_str_t, NGX_CONF_1MORE, NGX_CONF_FLAG, NGX_CONF_TAKE1,
+    NGX_CONF_TAKE12, NGX_CONF_TAKE1234, NGX_HTTP_LOC_CONF, NGX_HTTP_LOC_CONF_OFFSET,
+    NGX_HTTP_MAIN_CONF, NGX_HTTP_SRV_CONF, NGX_LOG_EMERG,
 };
 use ngx::core::{NGX_CONF_ERROR, NGX_CONF_OK};
 use ngx::ngx_string;
@@ -19,8 +19,8 @@ use super::cache::{parse_time, parse_valid, parse_zone};
 use super::error::ConfError;
 use super::resolve::{parse_resolve, ResolveArg};
 use super::{CacheZone, LocationConf, Require, Resolve, UNSET_MSEC};
-use crate::policy::Policy;
 use crate::cache::zone;
+use crate::policy::Policy;
 use crate::subrequest::str_bytes;
 
 const ANY_LEVEL: u32 = NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF;
@@ -253,7 +253,10 @@ unsafe extern "C" fn set_cache_valid(
     conf: *mut c_void,
 ) -> *mut c_char {
     let conf = location_conf(conf);
-    let args: Vec<&[u8]> = directive_args(cf).iter().map(|arg| str_bytes(arg)).collect();
+    let args: Vec<&[u8]> = directive_args(cf)
+        .iter()
+        .map(|arg| str_bytes(arg))
+        .collect();
     let (kinds, time) = match parse_valid(&args) {
         Ok(parsed) => parsed,
         Err(error) => return reject(cf, cmd, error),
@@ -308,7 +311,10 @@ unsafe extern "C" fn set_require(
     if conf.require.is_some() {
         return reject(cf, cmd, ConfError::Duplicate);
     }
-    let args: Vec<&[u8]> = directive_args(cf).iter().map(|arg| str_bytes(arg)).collect();
+    let args: Vec<&[u8]> = directive_args(cf)
+        .iter()
+        .map(|arg| str_bytes(arg))
+        .collect();
     if args == [&b"off"[..]] {
         conf.require = Some(Require::Off);
         return NGX_CONF_OK;
@@ -383,7 +389,9 @@ unsafe extern "C" fn set_login_url(
 
 /// Reports whether `value` can go inside a quoted string of a header.
 fn is_quotable(value: &[u8]) -> bool {
-    value.iter().all(|&byte| (0x20..0x7f).contains(&byte) && byte != b'"' && byte != b'\\')
+    value
+        .iter()
+        .all(|&byte| (0x20..0x7f).contains(&byte) && byte != b'"' && byte != b'\\')
 }
 
 unsafe extern "C" fn set_www_authenticate(
@@ -399,7 +407,11 @@ unsafe extern "C" fn set_www_authenticate(
     let Some(scheme) = args.first().map(|arg| str_bytes(arg)) else {
         return NGX_CONF_ERROR;
     };
-    if scheme.is_empty() || !scheme.iter().all(|byte| byte.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(byte)) {
+    if scheme.is_empty()
+        || !scheme
+            .iter()
+            .all(|byte| byte.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(byte))
+    {
         return reject(cf, cmd, ConfError::InvalidValue(lossy(scheme)));
     }
     let realm = args.get(1).map(|arg| str_bytes(arg)).unwrap_or(b"authgear");

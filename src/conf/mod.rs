@@ -21,6 +21,7 @@ use crate::policy::Policy;
 
 #[cfg(not(test))]
 pub use directives::COMMANDS;
+#[cfg(not(test))]
 pub use error::ConfError;
 
 const UNSET_FLAG: ngx_flag_t = NGX_CONF_UNSET as ngx_flag_t;
@@ -237,7 +238,12 @@ impl Merge for LocationConf {
         }
         let defaults = Validity::DEFAULT;
         let defaults = [defaults.valid, defaults.invalid, defaults.none];
-        for ((value, prev), default) in self.cache_valid.iter_mut().zip(prev.cache_valid).zip(defaults) {
+        for ((value, prev), default) in self
+            .cache_valid
+            .iter_mut()
+            .zip(prev.cache_valid)
+            .zip(defaults)
+        {
             merge_msec(value, prev, default as ngx_msec_t);
         }
         merge_ptr(&mut self.cache_key, prev.cache_key);
@@ -249,9 +255,17 @@ impl Merge for LocationConf {
             };
         }
         merge_flag(&mut self.cache_lock, prev.cache_lock, true);
-        merge_msec(&mut self.cache_lock_timeout, prev.cache_lock_timeout, DEFAULT_LOCK_TIMEOUT);
+        merge_msec(
+            &mut self.cache_lock_timeout,
+            prev.cache_lock_timeout,
+            DEFAULT_LOCK_TIMEOUT,
+        );
         merge_msec(&mut self.cache_use_stale, prev.cache_use_stale, 0);
-        merge_flag(&mut self.cache_background_update, prev.cache_background_update, true);
+        merge_flag(
+            &mut self.cache_background_update,
+            prev.cache_background_update,
+            true,
+        );
 
         if self.require.is_none() {
             self.require = prev.require.clone();
@@ -260,8 +274,16 @@ impl Merge for LocationConf {
             self.login_url = prev.login_url;
             self.original_url = prev.original_url;
         }
-        merge_str(&mut self.login_redirect_param, prev.login_redirect_param, DEFAULT_REDIRECT_PARAM);
-        merge_str(&mut self.www_authenticate, prev.www_authenticate, DEFAULT_WWW_AUTHENTICATE);
+        merge_str(
+            &mut self.login_redirect_param,
+            prev.login_redirect_param,
+            DEFAULT_REDIRECT_PARAM,
+        );
+        merge_str(
+            &mut self.www_authenticate,
+            prev.www_authenticate,
+            DEFAULT_WWW_AUTHENTICATE,
+        );
         Ok(())
     }
 }

@@ -40,7 +40,13 @@ mod tests {
 
     #[test]
     fn parse_resolve_rejects_relative_uris() {
-        for arg in [&b""[..], b"resolve", b"http://authgear:3001/resolve", b"@resolver", b"OFF"] {
+        for arg in [
+            &b""[..],
+            b"resolve",
+            b"http://authgear:3001/resolve",
+            b"@resolver",
+            b"OFF",
+        ] {
             assert!(
                 matches!(parse_resolve(arg), Err(ConfError::InvalidUri(_))),
                 "argument {:?}",

@@ -16,7 +16,9 @@ fn quality(params: &[u8]) -> f32 {
         .split(|&byte| byte == b';')
         .filter_map(|param| {
             let param = param.trim_ascii();
-            let value = param.strip_prefix(b"q=").or_else(|| param.strip_prefix(b"Q="))?;
+            let value = param
+                .strip_prefix(b"q=")
+                .or_else(|| param.strip_prefix(b"Q="))?;
             core::str::from_utf8(value).ok()?.trim().parse::<f32>().ok()
         })
         .next()
@@ -71,15 +73,15 @@ pub fn is_navigation(kind: &RequestKind<'_>) -> bool {
 /// Percent-encodes `value` for a query parameter, keeping only RFC 3986's
 /// unreserved characters.
 pub fn percent_encode(value: &[u8]) -> String {
-    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    use core::fmt::Write;
+
     let mut out = String::with_capacity(value.len() * 3);
     for &byte in value {
         if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~') {
             out.push(char::from(byte));
         } else {
-            out.push('%');
-            out.push(char::from(HEX[usize::from(byte >> 4)]));
-            out.push(char::from(HEX[usize::from(byte & 0x0f)]));
+            // Writing to a String cannot fail.
+            let _ = write!(out, "%{byte:02X}");
         }
     }
     out
@@ -129,18 +131,58 @@ mod tests {
     #[test]
     fn navigation_cases() {
         let cases: &[(&str, RequestKind<'_>, bool)] = &[
-            ("browser navigation", kind(true, Some("navigate"), Some(BROWSER_ACCEPT), None), true),
-            ("fetch with HTML accept", kind(true, Some("cors"), Some("text/html"), None), false),
-            ("no-cors fetch", kind(true, Some("no-cors"), None, None), false),
-            ("old browser", kind(true, None, Some(BROWSER_ACCEPT), None), true),
-            ("JSON first", kind(true, None, Some("application/json, text/html"), None), false),
-            ("JSON preferred by q", kind(true, None, Some("text/html;q=0.5, application/json"), None), false),
-            ("HTML preferred by q", kind(true, None, Some("application/json;q=0.2, text/html"), None), true),
-            ("XHR", kind(true, None, Some(BROWSER_ACCEPT), Some("XMLHttpRequest")), false),
+            (
+                "browser navigation",
+                kind(true, Some("navigate"), Some(BROWSER_ACCEPT), None),
+                true,
+            ),
+            (
+                "fetch with HTML accept",
+                kind(true, Some("cors"), Some("text/html"), None),
+                false,
+            ),
+            (
+                "no-cors fetch",
+                kind(true, Some("no-cors"), None, None),
+                false,
+            ),
+            (
+                "old browser",
+                kind(true, None, Some(BROWSER_ACCEPT), None),
+                true,
+            ),
+            (
+                "JSON first",
+                kind(true, None, Some("application/json, text/html"), None),
+                false,
+            ),
+            (
+                "JSON preferred by q",
+                kind(true, None, Some("text/html;q=0.5, application/json"), None),
+                false,
+            ),
+            (
+                "HTML preferred by q",
+                kind(true, None, Some("application/json;q=0.2, text/html"), None),
+                true,
+            ),
+            (
+                "XHR",
+                kind(true, None, Some(BROWSER_ACCEPT), Some("XMLHttpRequest")),
+                false,
+            ),
             ("no accept", kind(true, None, None, None), false),
             ("any type", kind(true, None, Some("*/*"), None), false),
-            ("POST navigation", kind(false, Some("navigate"), Some(BROWSER_ACCEPT), None), false),
-            ("HTML refused", kind(true, None, Some("text/html;q=0"), None), false),
+            (
+                "POST navigation",
+                kind(false, Some("navigate"), Some(BROWSER_ACCEPT), None),
+                false,
+            ),
+            (
+                "HTML refused",
+                kind(true, None, Some("text/html;q=0"), None),
+                false,
+            ),
         ];
         for (name, request, expected) in cases {
             assert_eq!(is_navigation(request), *expected, "{name}");
@@ -164,11 +206,18 @@ mod tests {
             ("/login", format!("/login?redirect_uri={encoded}")),
             ("/login?x=1", format!("/login?x=1&redirect_uri={encoded}")),
             ("/login?", format!("/login?redirect_uri={encoded}")),
-            ("https://auth.example/login?a=b&", format!("https://auth.example/login?a=b&redirect_uri={encoded}")),
+            (
+                "https://auth.example/login?a=b&",
+                format!("https://auth.example/login?a=b&redirect_uri={encoded}"),
+            ),
         ];
         for (login_url, expected) in cases {
             let location = login_location(login_url.as_bytes(), b"redirect_uri", original);
-            assert_eq!(String::from_utf8(location).expect("ascii"), *expected, "login URL {login_url}");
+            assert_eq!(
+                String::from_utf8(location).expect("ascii"),
+                *expected,
+                "login URL {login_url}"
+            );
         }
     }
 }

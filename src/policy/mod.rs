@@ -32,8 +32,14 @@ impl Condition {
             _ => {}
         }
         if let Some(roles) = arg.strip_prefix(b"role=") {
-            let roles: Vec<Vec<u8>> = roles.split(|&byte| byte == b'|').map(<[u8]>::to_vec).collect();
-            if roles.iter().any(|role| role.is_empty() || role.contains(&b',')) {
+            let roles: Vec<Vec<u8>> = roles
+                .split(|&byte| byte == b'|')
+                .map(<[u8]>::to_vec)
+                .collect();
+            if roles
+                .iter()
+                .any(|role| role.is_empty() || role.contains(&b','))
+            {
                 return None;
             }
             return Some(Condition::Role(roles));
@@ -63,7 +69,9 @@ impl Condition {
             }
             Condition::Amr(wanted) => {
                 let methods = identity.variable(b"session_amr").unwrap_or_default();
-                methods.split(|&byte| byte == b' ').any(|method| method == wanted.as_slice())
+                methods
+                    .split(|&byte| byte == b' ')
+                    .any(|method| method == wanted.as_slice())
             }
         }
     }
@@ -76,7 +84,10 @@ impl core::fmt::Display for Condition {
             Condition::NonAnonymous => f.write_str("non_anonymous"),
             Condition::Verified => f.write_str("verified"),
             Condition::Role(roles) => {
-                let roles: Vec<_> = roles.iter().map(|role| String::from_utf8_lossy(role)).collect();
+                let roles: Vec<_> = roles
+                    .iter()
+                    .map(|role| String::from_utf8_lossy(role))
+                    .collect();
                 write!(f, "role={}", roles.join("|"))
             }
             Condition::Amr(method) => write!(f, "amr={}", String::from_utf8_lossy(method)),
@@ -115,7 +126,11 @@ impl Policy {
         if identity.session() != Session::Valid {
             return Decision::Unauthenticated;
         }
-        match self.conditions.iter().find(|condition| !condition.holds(identity)) {
+        match self
+            .conditions
+            .iter()
+            .find(|condition| !condition.holds(identity))
+        {
             Some(condition) => Decision::Forbidden(condition.clone()),
             None => Decision::Allow,
         }
@@ -148,18 +163,33 @@ mod tests {
     #[test]
     fn condition_parse_accepts_each_form() {
         assert_eq!(Condition::parse(b"session"), Some(Condition::Session));
-        assert_eq!(Condition::parse(b"non_anonymous"), Some(Condition::NonAnonymous));
+        assert_eq!(
+            Condition::parse(b"non_anonymous"),
+            Some(Condition::NonAnonymous)
+        );
         assert_eq!(Condition::parse(b"verified"), Some(Condition::Verified));
         assert_eq!(
             Condition::parse(b"role=admin|editor"),
             Some(Condition::Role(vec![b"admin".to_vec(), b"editor".to_vec()]))
         );
-        assert_eq!(Condition::parse(b"amr=mfa"), Some(Condition::Amr(b"mfa".to_vec())));
+        assert_eq!(
+            Condition::parse(b"amr=mfa"),
+            Some(Condition::Amr(b"mfa".to_vec()))
+        );
     }
 
     #[test]
     fn condition_parse_rejects_malformed() {
-        for arg in ["", "sessions", "role=", "role=a||b", "role=a,b", "amr=", "amr=a b", "Role=a"] {
+        for arg in [
+            "",
+            "sessions",
+            "role=",
+            "role=a||b",
+            "role=a,b",
+            "amr=",
+            "amr=a b",
+            "Role=a",
+        ] {
             assert_eq!(Condition::parse(arg.as_bytes()), None, "argument {arg:?}");
         }
     }
@@ -172,7 +202,13 @@ mod tests {
 
     #[test]
     fn condition_displays_as_configured() {
-        for arg in ["session", "non_anonymous", "verified", "role=a|b", "amr=mfa"] {
+        for arg in [
+            "session",
+            "non_anonymous",
+            "verified",
+            "role=a|b",
+            "amr=mfa",
+        ] {
             let condition = Condition::parse(arg.as_bytes()).expect("condition");
             assert_eq!(condition.to_string(), arg);
         }
@@ -200,23 +236,49 @@ mod tests {
 
         let allow = Decision::Allow;
         let unauthenticated = Decision::Unauthenticated;
-        let forbidden = |arg: &str| Decision::Forbidden(Condition::parse(arg.as_bytes()).expect("condition"));
+        let forbidden =
+            |arg: &str| Decision::Forbidden(Condition::parse(arg.as_bytes()).expect("condition"));
 
         let cases: Vec<(&str, &Identity, &[&str], Decision)> = vec![
             ("admin", &admin, &["session"], allow.clone()),
-            ("admin", &admin, &["role=admin", "amr=mfa", "verified"], allow.clone()),
+            (
+                "admin",
+                &admin,
+                &["role=admin", "amr=mfa", "verified"],
+                allow.clone(),
+            ),
             ("admin", &admin, &["role=owner|editor"], allow.clone()),
             ("admin", &admin, &["role=edit"], forbidden("role=edit")),
             ("admin", &admin, &["amr=otp"], forbidden("amr=otp")),
-            ("plain", &plain, &["session", "non_anonymous"], allow.clone()),
+            (
+                "plain",
+                &plain,
+                &["session", "non_anonymous"],
+                allow.clone(),
+            ),
             ("plain", &plain, &["verified"], forbidden("verified")),
             ("plain", &plain, &["role=admin"], forbidden("role=admin")),
             ("plain", &plain, &["amr=mfa"], forbidden("amr=mfa")),
             ("anonymous", &anonymous, &["session"], allow.clone()),
-            ("anonymous", &anonymous, &["non_anonymous"], forbidden("non_anonymous")),
-            ("anonymous", &anonymous, &["verified"], forbidden("verified")),
+            (
+                "anonymous",
+                &anonymous,
+                &["non_anonymous"],
+                forbidden("non_anonymous"),
+            ),
+            (
+                "anonymous",
+                &anonymous,
+                &["verified"],
+                forbidden("verified"),
+            ),
             ("invalid", &invalid, &["session"], unauthenticated.clone()),
-            ("invalid", &invalid, &["role=admin"], unauthenticated.clone()),
+            (
+                "invalid",
+                &invalid,
+                &["role=admin"],
+                unauthenticated.clone(),
+            ),
             ("none", &none, &["session"], unauthenticated.clone()),
             ("none", &none, &["non_anonymous"], unauthenticated.clone()),
         ];

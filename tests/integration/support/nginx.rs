@@ -100,7 +100,7 @@ fn newest_file(dir: &Path) -> Option<(PathBuf, std::time::SystemTime)> {
         if let Some(candidate) = candidate {
             if newest
                 .as_ref()
-                .map_or(true, |(_, time)| candidate.1 > *time)
+                .is_none_or(|(_, time)| candidate.1 > *time)
             {
                 newest = Some(candidate);
             }
