@@ -13,11 +13,11 @@ use nginx_sys::{
 };
 
 use crate::cache::{self, Action};
-use crate::conf::LocationConf;
+use crate::conf::{LocationConf, ResolveFailure};
 use crate::deny;
 use crate::headers;
 use crate::identity::Identity;
-use crate::state::{self, AccessDecision, Failure, Outcome, RequestState};
+use crate::state::{self, AccessDecision, Cause, Failure, Outcome, RequestState};
 use crate::subrequest::{self, Purpose};
 
 const DECLINED: ngx_int_t = NGX_DECLINED as ngx_int_t;
@@ -189,28 +189,33 @@ fn decide(r: &mut ngx_http_request_t, conf: &LocationConf, state: &mut RequestSt
         Outcome::Waiting => consult_cache(r, conf, state),
         Outcome::Failed(failure) => {
             let failure = *failure;
+            state.resolve_failed = true;
             let stale = state
                 .cache
                 .as_mut()
                 .and_then(|cache_request| cache::stale_identity(cache_request, conf));
-            match stale {
-                Some(identity) => {
-                    if !state.reported {
-                        state.reported = true;
-                        report_stale(r, conf, state, failure);
-                    }
-                    state.outcome = Outcome::Resolved(identity);
+            if let Some(identity) = stale {
+                if !state.reported {
+                    state.reported = true;
+                    report_stale(r, conf, state, failure);
+                }
+                state.outcome = Outcome::Resolved(identity);
+                return apply(r, conf, state);
+            }
+            if !state.reported {
+                state.reported = true;
+                report_failure(r, conf, failure);
+            }
+            match conf.resolve_failure() {
+                ResolveFailure::Anonymous => {
+                    state.outcome = Outcome::Resolved(Identity::default());
                     apply(r, conf, state)
                 }
-                None => {
-                    if !state.reported {
-                        state.reported = true;
-                        report_failure(r, conf, failure);
-                    }
+                ResolveFailure::Status(status) => {
                     if conf.policy().is_some() {
                         state.decision = Some(AccessDecision::ResolverError);
                     }
-                    NGX_HTTP_INTERNAL_SERVER_ERROR as ngx_int_t
+                    status as ngx_int_t
                 }
             }
         }
@@ -236,7 +241,7 @@ fn apply(r: &mut ngx_http_request_t, conf: &LocationConf, state: &mut RequestSta
             identity.headers().len(),
             identity.set_cookies().len()
         );
-        if put_identity(r, conf, &identity).is_err() {
+        if put_identity(r, conf, &identity, state.resolve_failed).is_err() {
             return ERROR;
         }
     }
@@ -271,10 +276,15 @@ fn put_identity(
     r: &mut ngx_http_request_t,
     conf: &LocationConf,
     identity: &Identity,
+    failed: bool,
 ) -> Result<(), ()> {
     if conf.identity_headers() {
         // SAFETY: `r` is a live main request.
         unsafe { headers::add_identity_headers(r, identity) }?;
+    }
+    if failed && conf.resolve_failure_header() {
+        // SAFETY: `r` is a live main request.
+        unsafe { headers::add_failure_header(r) }?;
     }
     // SAFETY: the access phase runs before the response header is sent.
     unsafe { headers::add_set_cookies(r, identity) }
@@ -289,23 +299,18 @@ fn resolver_uri(conf: &LocationConf) -> String {
 
 /// Describes a failure for a log line, without any credential.
 fn describe(failure: Failure) -> String {
-    match failure {
-        Failure {
-            answered: true,
-            status,
-        } => format!("returned unexpected status {status}"),
-        Failure {
-            answered: false,
-            status: 504,
-        } => "timed out (504)".to_string(),
-        Failure {
-            answered: false,
-            status: 0,
-        } => "subrequest failed".to_string(),
-        Failure {
-            answered: false,
-            status,
-        } => format!("request failed with status {status} before an answer arrived"),
+    let status = failure.status;
+    match failure.cause {
+        Cause::Status => format!("returned unexpected status {status}"),
+        Cause::TimedOut => format!("timed out ({status})"),
+        Cause::HeaderTooLarge(size) => format!(
+            "sent an answer larger than proxy_buffer_size ({size} bytes), \
+             raise proxy_buffer_size in the resolver location ({status})"
+        ),
+        Cause::NoAnswer if status == 0 => "subrequest failed".to_string(),
+        Cause::NoAnswer => {
+            format!("request failed with status {status} before an answer arrived")
+        }
     }
 }
 

@@ -125,6 +125,7 @@ unsafe fn push_header(
         key,
         value,
         lowcase_key: lowcase,
+        #[cfg(ngx_linked_headers)]
         next: core::ptr::null_mut(),
     });
     Ok(())
@@ -145,6 +146,20 @@ pub unsafe fn add_identity_headers(
         push_header(&mut r.headers_in.headers, pool, &header.name, &header.value)?;
     }
     Ok(())
+}
+
+/// The request header that `authgear_resolve_failure_header` adds when the
+/// request continues without an identity. Its `X-Authgear-` prefix means a
+/// client cannot send it: client copies are removed like the others.
+pub const FAILURE_HEADER: &[u8] = b"X-Authgear-Resolve-Failed";
+
+/// Marks the request for the upstream as one whose resolution failed.
+///
+/// # Safety
+/// `r` must be a live main request.
+pub unsafe fn add_failure_header(r: &mut ngx_http_request_t) -> Result<(), ()> {
+    let pool = r.pool;
+    push_header(&mut r.headers_in.headers, pool, FAILURE_HEADER, b"true")
 }
 
 /// Adds a header to the response and returns it.

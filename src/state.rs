@@ -14,14 +14,27 @@ use nginx_sys::{ngx_http_request_t, ngx_pool_cleanup_add, ngx_pool_cleanup_t};
 use crate::cache::CacheRequest;
 use crate::identity::Identity;
 
-/// How the resolver subrequest ended.
+/// Why the resolver subrequest did not give a usable answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cause {
+    /// The resolver answered with a status other than 2xx.
+    Status,
+    /// No answer arrived within the resolver location's timeouts.
+    TimedOut,
+    /// The answer's headers did not fit in the resolver location's
+    /// `proxy_buffer_size`, which has this many bytes.
+    HeaderTooLarge(usize),
+    /// No answer arrived: refused or broken connection, invalid answer.
+    NoAnswer,
+}
+
+/// A failed resolver subrequest.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Failure {
     /// The status of the subrequest: the resolver's, or the one nginx set
-    /// when no answer arrived (502, 504).
+    /// when no usable answer arrived (502, 504); 0 when there is none.
     pub status: usize,
-    /// Whether the resolver sent a status line at all.
-    pub answered: bool,
+    pub cause: Cause,
 }
 
 #[derive(Debug)]
@@ -75,6 +88,8 @@ pub struct RequestState {
     /// Under `satisfy any`, a 401 left for the end of the access phase;
     /// `true` when it becomes a login redirect.
     pub deferred_redirect: Option<bool>,
+    /// Whether the resolver failed for this request.
+    pub resolve_failed: bool,
 }
 
 impl RequestState {
@@ -147,6 +162,7 @@ pub unsafe fn create<'a>(r: &mut ngx_http_request_t) -> Option<&'a mut RequestSt
         cache: None,
         decision: None,
         deferred_redirect: None,
+        resolve_failed: false,
     }));
     (*cleanup).handler = Some(drop_state);
     (*cleanup).data = state.cast();

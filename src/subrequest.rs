@@ -13,7 +13,7 @@ use nginx_sys::{
 use crate::cache;
 
 use crate::identity::Identity;
-use crate::state::{Failure, Outcome, RequestState};
+use crate::state::{Cause, Failure, Outcome, RequestState};
 
 type PostHandler =
     unsafe extern "C" fn(*mut ngx_http_request_t, *mut c_void, ngx_int_t) -> ngx_int_t;
@@ -137,7 +137,6 @@ unsafe fn outcome(sr: &ngx_http_request_t, rc: ngx_int_t) -> Outcome {
         status => status,
     };
     let upstream = sr.upstream;
-    let answered = !upstream.is_null() && (*upstream).headers_in.status_n != 0;
 
     ngx_debug!(
         sr,
@@ -145,7 +144,8 @@ unsafe fn outcome(sr: &ngx_http_request_t, rc: ngx_int_t) -> Outcome {
     );
 
     if !(200..300).contains(&status) {
-        return Outcome::Failed(Failure { status, answered });
+        let cause = failure_cause(sr, status);
+        return Outcome::Failed(Failure { status, cause });
     }
     // Read the answer as the resolver sent it, before any proxy_hide_header.
     let headers = if upstream.is_null() {
@@ -154,6 +154,29 @@ unsafe fn outcome(sr: &ngx_http_request_t, rc: ngx_int_t) -> Outcome {
         &(*upstream).headers_in.headers
     };
     Outcome::Resolved(Identity::from_response_headers(header_pairs(headers)))
+}
+
+/// Tells why a subrequest ended with `status`. The upstream module records
+/// the resolver's status as soon as it parses the status line, so the
+/// resolver's own answer is the one whose status is the final one.
+///
+/// # Safety
+/// `sr` must be a live subrequest.
+unsafe fn failure_cause(sr: &ngx_http_request_t, status: usize) -> Cause {
+    let Some(upstream) = sr.upstream.as_ref() else {
+        return Cause::NoAnswer;
+    };
+    if upstream.headers_in.status_n != 0 && upstream.headers_in.status_n == status {
+        return Cause::Status;
+    }
+    let buffer = &upstream.buffer;
+    if !buffer.start.is_null() && buffer.last == buffer.end {
+        return Cause::HeaderTooLarge(buffer.end.offset_from(buffer.start).unsigned_abs());
+    }
+    if status == 504 {
+        return Cause::TimedOut;
+    }
+    Cause::NoAnswer
 }
 
 /// Stores a fresh answer in the cache, or releases the key's lock after a

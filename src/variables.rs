@@ -8,11 +8,11 @@ use nginx_sys::{
 use ngx::ngx_string;
 
 use crate::identity::VARIABLE_PREFIX;
-use crate::state;
+use crate::state::{self, Outcome};
 use crate::subrequest::str_bytes;
 
-/// Registers `$authgear_cache_status`, `$authgear_decision` and the
-/// `$authgear_` prefix variable.
+/// Registers `$authgear_cache_status`, `$authgear_decision`,
+/// `$authgear_resolve_failed` and the `$authgear_` prefix variable.
 /// nginx looks exact names up before prefixes, so a resolver header named
 /// `X-Authgear-Cache-Status` would not shadow the cache status.
 ///
@@ -35,6 +35,13 @@ pub unsafe fn register(cf: *mut ngx_conf_t) -> ngx_int_t {
         return NGX_ERROR as ngx_int_t;
     }
     (*variable).get_handler = Some(get_decision);
+
+    let mut name: ngx_str_t = ngx_string!("authgear_resolve_failed");
+    let variable = ngx_http_add_variable(cf, &mut name, NGX_HTTP_VAR_NOCACHEABLE as _);
+    if variable.is_null() {
+        return NGX_ERROR as ngx_int_t;
+    }
+    (*variable).get_handler = Some(get_resolve_failed);
 
     let mut name: ngx_str_t = ngx_string!("authgear_");
     let variable = ngx_http_add_variable(
@@ -107,6 +114,27 @@ unsafe extern "C" fn get_decision(
         .and_then(|state| state.decision)
         .map(|decision| decision.as_bytes());
     set_value(&mut *v, decision);
+    NGX_OK as ngx_int_t
+}
+
+/// Evaluates `$authgear_resolve_failed`: `1` when the resolver failed for
+/// the request, `0` when it answered, not found before the access phase or
+/// where the module is off.
+unsafe extern "C" fn get_resolve_failed(
+    r: *mut ngx_http_request_t,
+    v: *mut ngx_http_variable_value_t,
+    _data: usize,
+) -> ngx_int_t {
+    if r.is_null() || v.is_null() {
+        return NGX_ERROR as ngx_int_t;
+    }
+    // SAFETY: as in `get_identity_variable`.
+    let failed = state::find(&*r).and_then(|state| match state.outcome {
+        Outcome::Pending | Outcome::Waiting => None,
+        _ if state.resolve_failed => Some(&b"1"[..]),
+        _ => Some(&b"0"[..]),
+    });
+    set_value(&mut *v, failed);
     NGX_OK as ngx_int_t
 }
 

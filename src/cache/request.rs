@@ -97,12 +97,6 @@ unsafe fn build_key(r: &mut ngx_http_request_t, conf: &LocationConf) -> Option<K
         return Some(custom_key(resolver, str_bytes(&value)));
     }
 
-    let mut cookie_headers = Vec::new();
-    let mut cookie = r.headers_in.cookie;
-    while let Some(header) = cookie.as_ref() {
-        cookie_headers.push(str_bytes(&header.value));
-        cookie = header.next;
-    }
     let parts = KeyParts {
         resolver,
         host: str_bytes(&r.headers_in.server),
@@ -111,10 +105,45 @@ unsafe fn build_key(r: &mut ngx_http_request_t, conf: &LocationConf) -> Option<K
             .authorization
             .as_ref()
             .map(|header| str_bytes(&header.value)),
-        cookie_headers,
+        cookie_headers: cookie_headers(r),
         cookie_prefix: str_bytes(&conf.cookie_prefix),
     };
     Some(default_key(&parts))
+}
+
+/// Returns the values of the request's `Cookie` headers, in request order.
+///
+/// # Safety
+/// `r` must be a live request.
+#[cfg(ngx_linked_headers)]
+unsafe fn cookie_headers(r: &ngx_http_request_t) -> Vec<&[u8]> {
+    let mut values = Vec::new();
+    let mut cookie = r.headers_in.cookie;
+    while let Some(header) = cookie.as_ref() {
+        values.push(str_bytes(&header.value));
+        cookie = header.next;
+    }
+    values
+}
+
+/// Returns the values of the request's `Cookie` headers, in request order.
+/// Before 1.23.0, nginx collects them in an array of header pointers.
+///
+/// # Safety
+/// `r` must be a live request.
+#[cfg(not(ngx_linked_headers))]
+unsafe fn cookie_headers(r: &ngx_http_request_t) -> Vec<&[u8]> {
+    let cookies = &r.headers_in.cookies;
+    if cookies.nelts == 0 || cookies.elts.is_null() {
+        return Vec::new();
+    }
+    let headers =
+        core::slice::from_raw_parts(cookies.elts.cast::<*mut nginx_sys::ngx_table_elt_t>(), cookies.nelts);
+    headers
+        .iter()
+        .filter_map(|header| header.as_ref())
+        .map(|header| str_bytes(&header.value))
+        .collect()
 }
 
 /// Starts the cache's part of a request: builds the key, or marks the

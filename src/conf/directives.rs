@@ -17,7 +17,7 @@ use ngx::ngx_string;
 
 use super::cache::{parse_time, parse_valid, parse_zone};
 use super::error::ConfError;
-use super::resolve::{parse_resolve, ResolveArg};
+use super::resolve::{parse_failure, parse_resolve, ResolveArg};
 use super::{CacheZone, LocationConf, Require, Resolve, UNSET_MSEC};
 use crate::cache::zone;
 use crate::policy::Policy;
@@ -26,7 +26,7 @@ use crate::subrequest::str_bytes;
 const ANY_LEVEL: u32 = NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF;
 
 /// The module's directive table, terminated by an empty entry.
-pub struct Commands(pub [ngx_command_t; 17]);
+pub struct Commands(pub [ngx_command_t; 19]);
 
 // SAFETY: nginx reads the directive table while it parses configuration and
 // never writes to it, so sharing it between threads is sound.
@@ -60,6 +60,18 @@ pub static COMMANDS: Commands = Commands([
         ANY_LEVEL | NGX_CONF_FLAG,
         ngx_conf_set_flag_slot,
         offset_of!(LocationConf, identity_headers),
+    ),
+    command(
+        ngx_string!("authgear_resolve_failure"),
+        ANY_LEVEL | NGX_CONF_TAKE1,
+        set_resolve_failure,
+        0,
+    ),
+    command(
+        ngx_string!("authgear_resolve_failure_header"),
+        ANY_LEVEL | NGX_CONF_FLAG,
+        ngx_conf_set_flag_slot,
+        offset_of!(LocationConf, resolve_failure_header),
     ),
     command(
         ngx_string!("authgear_cookie_prefix"),
@@ -430,4 +442,25 @@ unsafe extern "C" fn set_www_authenticate(
         data,
     };
     NGX_CONF_OK
+}
+
+unsafe extern "C" fn set_resolve_failure(
+    cf: *mut ngx_conf_t,
+    cmd: *mut ngx_command_t,
+    conf: *mut c_void,
+) -> *mut c_char {
+    let conf = location_conf(conf);
+    if conf.resolve_failure.is_some() {
+        return reject(cf, cmd, ConfError::Duplicate);
+    }
+    let Some(arg) = directive_args(cf).first() else {
+        return NGX_CONF_ERROR;
+    };
+    match parse_failure(str_bytes(arg)) {
+        Ok(failure) => {
+            conf.resolve_failure = Some(failure);
+            NGX_CONF_OK
+        }
+        Err(error) => reject(cf, cmd, error),
+    }
 }

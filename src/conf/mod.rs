@@ -6,6 +6,8 @@ mod directives;
 mod error;
 mod resolve;
 
+pub use resolve::ResolveFailure;
+
 use core::ptr;
 
 use nginx_sys::{
@@ -33,6 +35,9 @@ const EMPTY_STR: ngx_str_t = ngx_str_t {
     len: 0,
     data: ptr::null_mut(),
 };
+
+/// The default of `authgear_resolve_failure`: fail closed, as auth_request does.
+const DEFAULT_FAILURE_STATUS: u16 = 500;
 
 /// The default of `authgear_login_redirect_param`.
 const DEFAULT_REDIRECT_PARAM: &[u8] = b"redirect_uri";
@@ -75,6 +80,10 @@ pub struct LocationConf {
     pub resolve: Option<Resolve>,
     /// `authgear_identity_headers`.
     pub identity_headers: ngx_flag_t,
+    /// `authgear_resolve_failure`.
+    pub resolve_failure: Option<ResolveFailure>,
+    /// `authgear_resolve_failure_header`.
+    pub resolve_failure_header: ngx_flag_t,
     /// `authgear_cookie_prefix`: the prefix of Authgear's cookie names.
     pub cookie_prefix: ngx_str_t,
 
@@ -113,6 +122,8 @@ impl Default for LocationConf {
         LocationConf {
             resolve: None,
             identity_headers: UNSET_FLAG,
+            resolve_failure: None,
+            resolve_failure_header: UNSET_FLAG,
             cookie_prefix: EMPTY_STR,
             cache: None,
             cache_valid: [UNSET_MSEC; 3],
@@ -142,6 +153,15 @@ impl LocationConf {
 
     pub fn identity_headers(&self) -> bool {
         self.identity_headers != 0
+    }
+
+    pub fn resolve_failure(&self) -> ResolveFailure {
+        self.resolve_failure
+            .unwrap_or(ResolveFailure::Status(DEFAULT_FAILURE_STATUS))
+    }
+
+    pub fn resolve_failure_header(&self) -> bool {
+        self.resolve_failure_header != 0
     }
 
     /// Returns the cache zone when caching is on in this location.
@@ -231,6 +251,14 @@ impl Merge for LocationConf {
             self.resolve = prev.resolve;
         }
         merge_flag(&mut self.identity_headers, prev.identity_headers, true);
+        if self.resolve_failure.is_none() {
+            self.resolve_failure = prev.resolve_failure;
+        }
+        merge_flag(
+            &mut self.resolve_failure_header,
+            prev.resolve_failure_header,
+            false,
+        );
         merge_str(&mut self.cookie_prefix, prev.cookie_prefix, b"");
 
         if self.cache.is_none() {

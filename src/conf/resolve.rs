@@ -25,9 +25,70 @@ pub fn parse_resolve(arg: &[u8]) -> Result<ResolveArg<'_>, ConfError> {
     Ok(ResolveArg::Uri(arg))
 }
 
+/// What happens to a request when the resolver fails and no stale answer
+/// can be served.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResolveFailure {
+    /// Fail closed with this status.
+    Status(u16),
+    /// Continue with no identity: client-sent `X-Authgear-*` headers are
+    /// still removed and none is added.
+    Anonymous,
+}
+
+/// Parses the argument of `authgear_resolve_failure`: `anonymous` or a
+/// status from 400 to 599.
+pub fn parse_failure(arg: &[u8]) -> Result<ResolveFailure, ConfError> {
+    if arg == b"anonymous" {
+        return Ok(ResolveFailure::Anonymous);
+    }
+    let invalid = || ConfError::InvalidValue(String::from_utf8_lossy(arg).into_owned());
+    if arg.len() != 3 || !arg.iter().all(u8::is_ascii_digit) {
+        return Err(invalid());
+    }
+    let status: u16 = core::str::from_utf8(arg)
+        .ok()
+        .and_then(|digits| digits.parse().ok())
+        .ok_or_else(invalid)?;
+    if !(400..=599).contains(&status) {
+        return Err(invalid());
+    }
+    Ok(ResolveFailure::Status(status))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn parse_failure_accepts_statuses_and_anonymous() {
+        assert_eq!(parse_failure(b"anonymous"), Ok(ResolveFailure::Anonymous));
+        assert_eq!(parse_failure(b"503"), Ok(ResolveFailure::Status(503)));
+        assert_eq!(parse_failure(b"401"), Ok(ResolveFailure::Status(401)));
+    }
+
+    #[test]
+    fn parse_failure_rejects_other_values() {
+        for arg in [
+            "",
+            "200",
+            "302",
+            "600",
+            "5000",
+            "50",
+            "abc",
+            "Anonymous",
+            "+50",
+        ] {
+            assert!(
+                matches!(
+                    parse_failure(arg.as_bytes()),
+                    Err(ConfError::InvalidValue(_))
+                ),
+                "argument {arg:?}"
+            );
+        }
+    }
 
     #[test]
     fn parse_resolve_accepts_off_and_paths() {
