@@ -1,0 +1,50 @@
+# Entry points for building, testing and trying ngx_http_authgear_module.
+# Each target calls cargo, so cargo's environment variables apply, for example
+# NGINX_SOURCE_DIR and NGINX_BUILD_DIR to build against your own nginx tree.
+
+CARGO ?= cargo
+MODULE_NAME := ngx_http_authgear_module
+TARGET_DIR := $(or $(CARGO_TARGET_DIR),target)
+BUILD_DIR := build
+
+.PHONY: all deps build test demo lint release
+
+all: build
+
+# Installs the missing Debian packages and checks for cargo.
+deps:
+	bash scripts/install-deps.sh
+
+# Debug build of the workspace (module, vendored nginx, stand-ins); the module
+# is copied to build/ngx_http_authgear_module.so.
+build:
+	$(CARGO) build --workspace
+	mkdir -p $(BUILD_DIR)
+	cp $(TARGET_DIR)/debug/lib$(MODULE_NAME).so $(BUILD_DIR)/$(MODULE_NAME).so
+	@echo "module: $(BUILD_DIR)/$(MODULE_NAME).so"
+
+# Unit and integration tests of the module and the stand-ins. The integration
+# tests load target/debug/libngx_http_authgear_module.so, which `cargo test`
+# does not build for a cdylib, so `cargo build` runs first. The last lines
+# printed are cargo's own test summaries.
+test: deps
+	$(CARGO) build --workspace
+	$(CARGO) test --workspace
+
+# Starts the demo on 127.0.0.1 and prints curl commands to try; Ctrl-C stops it.
+demo: deps
+	@$(MAKE) --no-print-directory build
+	bash scripts/demo.sh
+
+lint:
+	$(CARGO) fmt --all --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+# Optimized build of the module alone, copied to
+# build/release/ngx_http_authgear_module.so so that it does not replace the
+# debug build's copy.
+release:
+	$(CARGO) build --release --package ngx-http-authgear-module
+	mkdir -p $(BUILD_DIR)/release
+	cp $(TARGET_DIR)/release/lib$(MODULE_NAME).so $(BUILD_DIR)/release/$(MODULE_NAME).so
+	@echo "module: $(BUILD_DIR)/release/$(MODULE_NAME).so"
