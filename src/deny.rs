@@ -2,8 +2,8 @@
 //! login redirect for browser navigations, and the 403.
 
 use nginx_sys::{
-    ngx_http_complex_value, ngx_http_request_t, ngx_int_t, ngx_str_t, NGX_ERROR,
-    NGX_HTTP_FORBIDDEN, NGX_HTTP_GET, NGX_HTTP_HEAD, NGX_HTTP_MOVED_TEMPORARILY,
+    ngx_http_complex_value, ngx_http_request_t, ngx_int_t, ngx_pnalloc, ngx_str_t, ngx_table_elt_t,
+    NGX_ERROR, NGX_HTTP_FORBIDDEN, NGX_HTTP_GET, NGX_HTTP_HEAD, NGX_HTTP_MOVED_TEMPORARILY,
     NGX_HTTP_SATISFY_ANY, NGX_HTTP_UNAUTHORIZED, NGX_OK,
 };
 use ngx::http::{HttpModuleLocationConf, NgxHttpCoreModule};
@@ -87,7 +87,8 @@ unsafe fn unauthenticated(
             return NGX_ERROR as ngx_int_t;
         };
         let location = login_location(&login_url, str_bytes(&conf.login_redirect_param), &original);
-        let Ok(header) = headers::push_response_header(r, b"Location", &location) else {
+        let Ok(header) = set_response_header(r, r.headers_out.location, b"Location", &location)
+        else {
             return NGX_ERROR as ngx_int_t;
         };
         r.headers_out.location = header;
@@ -96,12 +97,41 @@ unsafe fn unauthenticated(
     }
 
     let challenge = str_bytes(&conf.www_authenticate).to_vec();
-    let Ok(header) = headers::push_response_header(r, b"WWW-Authenticate", &challenge) else {
+    let existing = r.headers_out.www_authenticate;
+    let Ok(header) = set_response_header(r, existing, b"WWW-Authenticate", &challenge) else {
         return NGX_ERROR as ngx_int_t;
     };
     r.headers_out.www_authenticate = header;
     state.decision = Some(AccessDecision::Unauthenticated);
     NGX_HTTP_UNAUTHORIZED as ngx_int_t
+}
+
+/// Sets a response header that the module sets at most once: an earlier
+/// pass of the access phase, before an internal redirect to a location that
+/// denies again, may have added it already.
+///
+/// # Safety
+/// `r` must be a live request whose response header is not sent yet, and
+/// `existing` null or one of its response headers.
+unsafe fn set_response_header(
+    r: &mut ngx_http_request_t,
+    existing: *mut ngx_table_elt_t,
+    name: &[u8],
+    value: &[u8],
+) -> Result<*mut ngx_table_elt_t, ()> {
+    if existing.is_null() || (*existing).hash == 0 {
+        return headers::push_response_header(r, name, value);
+    }
+    let data = ngx_pnalloc(r.pool, value.len().max(1)).cast::<u8>();
+    if data.is_null() {
+        return Err(());
+    }
+    core::ptr::copy_nonoverlapping(value.as_ptr(), data, value.len());
+    (*existing).value = ngx_str_t {
+        len: value.len(),
+        data,
+    };
+    Ok(existing)
 }
 
 fn user_id(identity: &Identity) -> String {
@@ -132,6 +162,7 @@ pub unsafe fn enforce(
                 // Another access module may still let the request in: the
                 // response is decided by `finish` at the end of the phase.
                 state.deferred_redirect = Some(redirect);
+                state.satisfy_any = true;
                 state.decision = Some(AccessDecision::Unauthenticated);
                 NGX_HTTP_UNAUTHORIZED as ngx_int_t
             } else {
@@ -140,6 +171,7 @@ pub unsafe fn enforce(
         }
         Decision::Forbidden(condition) => {
             log_forbidden(r, &condition, identity);
+            state.satisfy_any = satisfy_any(r);
             state.decision = Some(AccessDecision::Forbidden);
             NGX_HTTP_FORBIDDEN as ngx_int_t
         }

@@ -34,7 +34,7 @@ pub extern "C" fn access_handler(r: *mut ngx_http_request_t) -> ngx_int_t {
     let Some(conf) = crate::location_conf(r) else {
         return DECLINED;
     };
-    if conf.resolver_uri().is_none() {
+    if conf.resolver_uri().is_none() && conf.policy().is_none() {
         return DECLINED;
     }
 
@@ -65,6 +65,14 @@ fn start(r: &mut ngx_http_request_t, conf: &LocationConf) -> ngx_int_t {
     let Some(state) = (unsafe { state::create(r) }) else {
         return ERROR;
     };
+
+    if conf.resolver_uri().is_none() {
+        // `authgear_require` without `authgear_resolve` (inherited, or with
+        // `authgear_resolve off`) has no answer to check, so the request
+        // counts as one without a session rather than passing unchecked.
+        state.outcome = Outcome::Resolved(Identity::default());
+        return apply(r, conf, state);
+    }
 
     // SAFETY: `r` is a live main request.
     match unsafe { cache::begin(r, conf) } {
@@ -260,7 +268,7 @@ pub extern "C" fn access_final_handler(r: *mut ngx_http_request_t) -> ngx_int_t 
     let Some(conf) = crate::location_conf(r) else {
         return DECLINED;
     };
-    if conf.resolver_uri().is_none() {
+    if conf.resolver_uri().is_none() && conf.policy().is_none() {
         return DECLINED;
     }
     // SAFETY: `r` is a live main request, and no other reference to its

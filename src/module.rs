@@ -141,8 +141,9 @@ unsafe extern "C" fn merge_loc_conf(
     // SAFETY: nginx passes two configurations that `create_loc_conf` made.
     let prev = &*prev.cast::<LocationConf>();
     let conf = &mut *conf.cast::<LocationConf>();
-    match conf.merge(prev) {
-        Ok(()) => NGX_CONF_OK,
-        Err(_) => NGX_CONF_ERROR,
+    if conf.merge(prev).is_err() {
+        return NGX_CONF_ERROR;
     }
+
+    NGX_CONF_OK
 }

@@ -90,9 +90,26 @@ pub struct RequestState {
     pub deferred_redirect: Option<bool>,
     /// Whether the resolver failed for this request.
     pub resolve_failed: bool,
+    /// Whether the policy denied under `satisfy any`, where another access
+    /// module may still have let the request in.
+    pub satisfy_any: bool,
 }
 
 impl RequestState {
+    /// Returns the value of `$authgear_decision` for the main request `r`.
+    /// Under `satisfy any`, a request that another access module let in
+    /// (its `access_code` is cleared) counts as allowed.
+    pub fn decision_for(&self, r: &ngx_http_request_t) -> Option<AccessDecision> {
+        match self.decision {
+            Some(AccessDecision::Unauthenticated | AccessDecision::Forbidden)
+                if self.satisfy_any && r.access_code == 0 =>
+            {
+                Some(AccessDecision::Allowed)
+            }
+            decision => decision,
+        }
+    }
+
     pub fn identity(&self) -> Option<&Identity> {
         match &self.outcome {
             Outcome::Resolved(identity) => Some(identity),
@@ -163,6 +180,7 @@ pub unsafe fn create<'a>(r: &mut ngx_http_request_t) -> Option<&'a mut RequestSt
         decision: None,
         deferred_redirect: None,
         resolve_failed: false,
+        satisfy_any: false,
     }));
     (*cleanup).handler = Some(drop_state);
     (*cleanup).data = state.cast();

@@ -110,8 +110,9 @@ unsafe extern "C" fn get_decision(
         return NGX_ERROR as ngx_int_t;
     }
     // SAFETY: as in `get_identity_variable`.
-    let decision = state::find(&*r)
-        .and_then(|state| state.decision)
+    let main = &*(*r).main;
+    let decision = state::find(main)
+        .and_then(|state| state.decision_for(main))
         .map(|decision| decision.as_bytes());
     set_value(&mut *v, decision);
     NGX_OK as ngx_int_t

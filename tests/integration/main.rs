@@ -13,6 +13,7 @@ mod failures;
 mod future_headers;
 mod http2_requests;
 mod outcomes;
+mod policy;
 mod redirects;
 mod request_bodies;
 mod resolver_keepalive;
