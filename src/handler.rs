@@ -114,7 +114,10 @@ fn consult_cache(
     };
     // SAFETY: the cache request belongs to this live request.
     let action = unsafe { cache::lookup(cache_request, conf) };
-    ngx_debug!(r, "authgear cache lookup: {action:?}");
+    if let Some(warning) = cache::take_warning(cache_request) {
+        ngx_warn!(r, "{warning}");
+    }
+    ngx_debug!(r, "authgear cache lookup: {}", action.name());
 
     match action {
         Action::Serve { identity, refresh } => {

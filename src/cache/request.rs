@@ -45,6 +45,8 @@ pub struct CacheRequest {
     /// When waiting for another request's answer gives up, in ms.
     pub wait_deadline: Option<u64>,
     pub wait_step: u64,
+    /// A warning that a lookup left for the handler to log.
+    pub warning: Option<String>,
 }
 
 /// What the access handler does after a lookup.
@@ -57,6 +59,18 @@ pub enum Action {
     Resolve,
     /// Look again after this many milliseconds.
     Wait(u64),
+}
+
+impl Action {
+    /// Names the action for debug logs, without the identity.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Action::Serve { refresh: false, .. } => "serve",
+            Action::Serve { refresh: true, .. } => "serve and refresh",
+            Action::Resolve => "resolve",
+            Action::Wait(_) => "wait",
+        }
+    }
 }
 
 /// Returns nginx's monotonic clock in milliseconds.
@@ -137,8 +151,10 @@ unsafe fn cookie_headers(r: &ngx_http_request_t) -> Vec<&[u8]> {
     if cookies.nelts == 0 || cookies.elts.is_null() {
         return Vec::new();
     }
-    let headers =
-        core::slice::from_raw_parts(cookies.elts.cast::<*mut nginx_sys::ngx_table_elt_t>(), cookies.nelts);
+    let headers = core::slice::from_raw_parts(
+        cookies.elts.cast::<*mut nginx_sys::ngx_table_elt_t>(),
+        cookies.nelts,
+    );
     headers
         .iter()
         .filter_map(|header| header.as_ref())
@@ -183,6 +199,7 @@ pub unsafe fn begin(
         stale: None,
         wait_deadline: None,
         wait_step: FIRST_WAIT,
+        warning: None,
     }))
 }
 
@@ -200,19 +217,37 @@ pub unsafe fn lookup(cache: &mut CacheRequest, conf: &LocationConf) -> Action {
     };
 
     let now = now();
-    let lock_for = conf.cache_lock().then_some(conf.cache_lock_timeout());
+    // A request that waited out `authgear_cache_lock_timeout` never takes the
+    // key's lock over, even when the lock it waited for has just expired.
+    let waited_out = cache.wait_deadline.is_some_and(|deadline| now >= deadline);
+    let lock_for = (conf.cache_lock() && !waited_out).then_some(conf.cache_lock_timeout());
     let buffer = Vec::with_capacity(TYPICAL_ENTRY);
-    let result = {
+    let (result, warn_full) = {
         let mut locked = Locked::lock(zone.shpool, zone.header);
-        locked.lookup(
+        let result = locked.lookup(
             &cache.digest,
             now,
             lock_for,
             conf.cache_background_update(),
             conf.cache_lock_timeout(),
             buffer,
-        )
+        );
+        (result, locked.warn_full())
     };
+    if warn_full {
+        cache.warning = Some(full_warning(cache.shm_zone));
+    }
+
+    if waited_out && !matches!(result, Lookup::Fresh { .. }) {
+        // Like proxy_cache_lock_timeout: call the resolver and keep its
+        // answer out of the cache.
+        cache.status = CacheStatus::Bypass;
+        cache.store = false;
+        if let Lookup::Expired { data, expires, .. } = result {
+            cache.stale = Some(Stale { data, expires });
+        }
+        return Action::Resolve;
+    }
 
     match result {
         Lookup::Fresh { data, refresh, .. } => match decode(&data) {
@@ -249,18 +284,18 @@ pub unsafe fn lookup(cache: &mut CacheRequest, conf: &LocationConf) -> Action {
             let deadline = *cache
                 .wait_deadline
                 .get_or_insert(now + conf.cache_lock_timeout());
-            if now >= deadline {
-                // Like proxy_cache_lock_timeout: call the resolver and keep
-                // its answer out of the cache.
-                cache.status = CacheStatus::Bypass;
-                cache.store = false;
-                return Action::Resolve;
-            }
             let step = cache.wait_step.min(deadline - now).max(1);
             cache.wait_step = (cache.wait_step * 2).min(MAX_WAIT);
             Action::Wait(step)
         }
     }
+}
+
+fn full_warning(shm_zone: *mut ngx_shm_zone_t) -> String {
+    format!(
+        "authgear cache zone \"{}\" is full, evicting least recently used entries",
+        zone_name(shm_zone)
+    )
 }
 
 /// Stores the resolver's answer, which also releases the key's lock.
@@ -275,7 +310,7 @@ pub unsafe fn store(cache: &mut CacheRequest, identity: &Identity) -> Option<Str
     }
     let kind = Kind::of(identity.session());
     let data = encode(identity);
-    let report = {
+    let warn_full = {
         let mut locked = Locked::lock(zone.shpool, zone.header);
         locked.store(
             &cache.digest,
@@ -283,16 +318,17 @@ pub unsafe fn store(cache: &mut CacheRequest, identity: &Identity) -> Option<Str
             &data,
             cache.validity.for_kind(kind),
             now(),
-        )
+        );
+        locked.warn_full()
     };
     cache.locked = false;
     cache.store = false;
-    report.warn_full.then(|| {
-        format!(
-            "authgear cache zone \"{}\" is full, evicting least recently used entries",
-            zone_name(cache.shm_zone)
-        )
-    })
+    warn_full.then(|| full_warning(cache.shm_zone))
+}
+
+/// Returns the "zone is full" warning that a lookup left, once.
+pub fn take_warning(cache: &mut CacheRequest) -> Option<String> {
+    cache.warning.take()
 }
 
 /// Releases the key's lock after the resolver failed.

@@ -89,14 +89,6 @@ pub enum Lookup {
     Miss { locked: bool },
 }
 
-/// What a store did, for the caller to log after the lock is released.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub struct StoreReport {
-    pub stored: bool,
-    /// Live entries were evicted and no warning was logged in the last minute.
-    pub warn_full: bool,
-}
-
 fn split_digest(digest: &KeyDigest) -> (usize, [u8; 24]) {
     let mut head = [0u8; 8];
     let mut tail = [0u8; 24];
@@ -162,6 +154,10 @@ pub unsafe fn init_header(header: *mut ZoneHeader) {
 pub struct Locked {
     shpool: *mut ngx_slab_pool_t,
     header: *mut ZoneHeader,
+    /// Set when an allocation evicted live entries and no "zone is full"
+    /// warning was due in the last minute. The caller logs it after the
+    /// mutex is released.
+    warn_full: bool,
 }
 
 impl Locked {
@@ -171,7 +167,24 @@ impl Locked {
     /// `shpool` and `header` must be the slab pool and header of a live zone.
     pub unsafe fn lock(shpool: *mut ngx_slab_pool_t, header: *mut ZoneHeader) -> Locked {
         ngx_shmtx_lock(ptr::addr_of_mut!((*shpool).mutex));
-        Locked { shpool, header }
+        Locked {
+            shpool,
+            header,
+            warn_full: false,
+        }
+    }
+
+    /// Reports whether a "zone is full" warning is due.
+    pub fn warn_full(&self) -> bool {
+        self.warn_full
+    }
+
+    unsafe fn note_full(&mut self, now: u64) {
+        let last = (*self.header).last_full_warning;
+        if last == 0 || now.saturating_sub(last) >= 60_000 {
+            (*self.header).last_full_warning = now.max(1);
+            self.warn_full = true;
+        }
     }
 
     unsafe fn find(&self, digest: &KeyDigest) -> *mut Entry {
@@ -306,7 +319,7 @@ impl Locked {
     }
 
     unsafe fn insert_placeholder(&mut self, digest: &KeyDigest, now: u64, until: u64) -> bool {
-        let (entry, _) = self.allocate(0, now);
+        let entry = self.allocate(0, now);
         if entry.is_null() {
             return false;
         }
@@ -344,16 +357,18 @@ impl Locked {
     /// Allocates an entry with room for `len` bytes of data, evicting other
     /// entries when the zone is full: expired ones first, then the least
     /// recently used ordinary ones, then the least recently used valid
-    /// sessions. Returns the entry, null on failure, and whether live entries
-    /// were evicted.
-    unsafe fn allocate(&mut self, len: usize, now: u64) -> (*mut Entry, bool) {
+    /// sessions. Returns null on failure.
+    unsafe fn allocate(&mut self, len: usize, now: u64) -> *mut Entry {
         let size = size_of::<Entry>() + len;
         let mut evicted_live = false;
         for _ in 0..MAX_EVICTIONS {
             let entry = ngx_slab_alloc_locked(self.shpool, size).cast::<Entry>();
             if !entry.is_null() {
                 (*entry).len = len as u32;
-                return (entry, evicted_live);
+                if evicted_live {
+                    self.note_full(now);
+                }
+                return entry;
             }
             if self.evict_expired(now) {
                 continue;
@@ -366,7 +381,8 @@ impl Locked {
             }
             break;
         }
-        (ptr::null_mut(), evicted_live)
+        self.note_full(now);
+        ptr::null_mut()
     }
 
     /// Removes one expired, unlocked entry found near the end of either
@@ -414,7 +430,7 @@ impl Locked {
     }
 
     /// Stores an answer under `digest`, replacing any entry or placeholder,
-    /// which also releases the key's lock.
+    /// which also releases the key's lock. Returns whether it was stored.
     ///
     /// # Safety
     /// The zone must be live.
@@ -425,27 +441,18 @@ impl Locked {
         data: &[u8],
         lifetime: u64,
         now: u64,
-    ) -> StoreReport {
+    ) -> bool {
         let old = self.find(digest);
         if !old.is_null() {
             self.remove(old);
         }
-        let (entry, evicted_live) = self.allocate(data.len(), now);
-        let mut report = StoreReport::default();
-        if evicted_live || entry.is_null() {
-            let since = now.saturating_sub((*self.header).last_full_warning);
-            if (*self.header).last_full_warning == 0 || since >= 60_000 {
-                (*self.header).last_full_warning = now.max(1);
-                report.warn_full = true;
-            }
-        }
+        let entry = self.allocate(data.len(), now);
         if entry.is_null() {
-            return report;
+            return false;
         }
         ptr::copy_nonoverlapping(data.as_ptr(), entry_data(entry), data.len());
         self.link(entry, digest, kind, now + lifetime, lifetime, 0);
-        report.stored = true;
-        report
+        true
     }
 
     /// Releases the lock on `digest` after a failed resolver call: a

@@ -8,6 +8,7 @@
 
 mod support;
 
+mod cache;
 mod config_errors;
 mod failures;
 mod future_headers;

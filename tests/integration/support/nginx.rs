@@ -51,7 +51,14 @@ pub fn nginx_binary() -> PathBuf {
 /// under `src/`, rather than testing stale code.
 pub fn module_path() -> PathBuf {
     if let Some(path) = std::env::var_os("TEST_NGINX_MODULE") {
-        return PathBuf::from(path);
+        // `load_module` resolves a relative path against nginx's prefix,
+        // which is a temporary directory here.
+        return std::path::absolute(&path).unwrap_or_else(|error| {
+            panic!(
+                "invalid TEST_NGINX_MODULE {}: {error}",
+                Path::new(&path).display()
+            )
+        });
     }
     // The test binary is <target>/<profile>/deps/integration-<hash>.
     let exe = std::env::current_exe().expect("path of the test binary");
@@ -70,17 +77,34 @@ pub fn module_path() -> PathBuf {
             )
         });
 
-    let sources = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
-    if let Some((newest, modified)) = newest_file(&sources) {
+    // cargo's dep-info file lists the sources the module was built from;
+    // test-only files are not among them.
+    let dep_info = profile_dir.join("libngx_http_authgear_module.d");
+    let sources = module_sources(&dep_info).unwrap_or_else(|| {
+        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+        newest_file(&src).map(|(path, _)| path).into_iter().collect()
+    });
+    for source in sources {
+        let Ok(modified) = fs::metadata(&source).and_then(|metadata| metadata.modified()) else {
+            continue;
+        };
         assert!(
             modified <= built,
             "module {} is older than {}: run `cargo build` before the tests, \
              or set TEST_NGINX_MODULE to test that module anyway",
             module.display(),
-            newest.display()
+            source.display()
         );
     }
     module
+}
+
+/// Reads the source files of a cargo dep-info file (`target: source ...`).
+fn module_sources(dep_info: &Path) -> Option<Vec<PathBuf>> {
+    let text = fs::read_to_string(dep_info).ok()?;
+    let first = text.lines().next()?;
+    let (_, sources) = first.split_once(": ")?;
+    Some(sources.split_whitespace().map(PathBuf::from).collect())
 }
 
 /// Returns the most recently modified file under `dir`, recursively.
@@ -98,10 +122,7 @@ fn newest_file(dir: &Path) -> Option<(PathBuf, std::time::SystemTime)> {
                 .map(|modified| (path, modified))
         };
         if let Some(candidate) = candidate {
-            if newest
-                .as_ref()
-                .is_none_or(|(_, time)| candidate.1 > *time)
-            {
+            if newest.as_ref().is_none_or(|(_, time)| candidate.1 > *time) {
                 newest = Some(candidate);
             }
         }
@@ -133,6 +154,7 @@ pub struct NginxBuilder {
     http: String,
     server: String,
     http2_listener: bool,
+    error_log_level: String,
 }
 
 impl Default for NginxBuilder {
@@ -155,6 +177,7 @@ impl NginxBuilder {
             http: String::new(),
             server: String::new(),
             http2_listener: false,
+            error_log_level: "debug".to_owned(),
         }
     }
 
@@ -187,6 +210,14 @@ impl NginxBuilder {
     pub fn server(mut self, directives: &str) -> Self {
         self.server.push_str(directives);
         self.server.push('\n');
+        self
+    }
+
+    /// Sets the level of the error log, `debug` by default. Tests that send
+    /// thousands of requests use `notice`, because an nginx built with
+    /// `--with-debug` writes about 16 KB of debug lines per request.
+    pub fn error_log_level(mut self, level: &str) -> Self {
+        self.error_log_level = level.to_owned();
         self
     }
 
@@ -236,7 +267,7 @@ impl NginxBuilder {
              worker_processes {workers};\n\
              {user}\
              pid {prefix}/nginx.pid;\n\
-             error_log {prefix}/error.log debug;\n\
+             error_log {prefix}/error.log {error_log_level};\n\
              {main}\n\
              events {{\n\
              \x20   worker_connections 128;\n\
@@ -262,6 +293,7 @@ impl NginxBuilder {
              }}\n",
             module = module.display(),
             workers = self.worker_processes,
+            error_log_level = self.error_log_level,
             main = self.main,
             http = self.http,
             server = self.server,
