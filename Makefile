@@ -48,3 +48,16 @@ release:
 	mkdir -p $(BUILD_DIR)/release
 	cp $(TARGET_DIR)/release/lib$(MODULE_NAME).so $(BUILD_DIR)/release/$(MODULE_NAME).so
 	@echo "module: $(BUILD_DIR)/release/$(MODULE_NAME).so"
+
+# Builds the module against Debian's nginx 1.22.1, installing Debian's nginx
+# and nginx-dev when they are missing, into
+# build/debian/ngx_http_authgear_module.so. target/debian holds that build.
+.PHONY: debian-build deb
+debian-build: deps
+	bash scripts/build-debian.sh
+
+# Packages that module as build/debian/libnginx-mod-http-authgear_*.deb, for
+# the exact nginx ABI that Debian's nginx provides. `bash scripts/check-deb.sh`
+# installs, tests and purges the package.
+deb: debian-build
+	bash scripts/build-deb.sh

@@ -1,5 +1,5 @@
-//! Build script: passes nginx's feature and version cfgs to the compiler and
-//! tells the integration tests where the nginx binary of this build lives.
+//! Build script: passes nginx's feature and version cfgs to the compiler, and
+//! the directory of this build's nginx binary to the integration tests.
 
 use std::env;
 
