@@ -45,7 +45,7 @@ unsafe fn is_browser_navigation(r: &ngx_http_request_t) -> bool {
     is_navigation(&kind)
 }
 
-fn satisfy_any(r: &ngx_http_request_t) -> bool {
+pub fn satisfy_any(r: &ngx_http_request_t) -> bool {
     NgxHttpCoreModule::location_conf(r)
         .is_some_and(|clcf| clcf.satisfy == NGX_HTTP_SATISFY_ANY as usize)
 }
@@ -80,7 +80,13 @@ unsafe fn unauthenticated(
     state: &mut RequestState,
     redirect: bool,
 ) -> ngx_int_t {
-    if redirect {
+    // Under `satisfy any`, another access module such as auth_basic may
+    // have asked for its own challenge: the browser must see it, so the
+    // 401 is kept and the module's challenge is added next to it.
+    let other_challenge = !r.headers_out.www_authenticate.is_null()
+        && !core::ptr::eq(r.headers_out.www_authenticate, state.challenge)
+        && (*r.headers_out.www_authenticate).hash != 0;
+    if redirect && !other_challenge {
         let login_url = evaluate(r, conf.login_url);
         let original = evaluate(r, conf.original_url);
         let (Some(login_url), Some(original)) = (login_url, original) else {
@@ -97,11 +103,14 @@ unsafe fn unauthenticated(
     }
 
     let challenge = str_bytes(&conf.www_authenticate).to_vec();
-    let existing = r.headers_out.www_authenticate;
-    let Ok(header) = set_response_header(r, existing, b"WWW-Authenticate", &challenge) else {
+    let Ok(header) = set_response_header(r, state.challenge, b"WWW-Authenticate", &challenge)
+    else {
         return NGX_ERROR as ngx_int_t;
     };
-    r.headers_out.www_authenticate = header;
+    state.challenge = header;
+    if r.headers_out.www_authenticate.is_null() {
+        r.headers_out.www_authenticate = header;
+    }
     state.decision = Some(AccessDecision::Unauthenticated);
     NGX_HTTP_UNAUTHORIZED as ngx_int_t
 }
@@ -187,8 +196,8 @@ fn log_forbidden(r: &ngx_http_request_t, condition: &Condition, identity: &Ident
     );
 }
 
-/// Sends the deferred 401 or login redirect once every access module has
-/// denied a request under `satisfy any`.
+/// Sends the deferred 401, login redirect or resolver failure status once
+/// every access module has denied a request under `satisfy any`.
 ///
 /// # Safety
 /// `r` must be a live main request in its access phase.
@@ -197,6 +206,14 @@ pub unsafe fn finish(
     conf: &LocationConf,
     state: &mut RequestState,
 ) -> Option<ngx_int_t> {
+    if !state.satisfy_any || r.access_code == 0 {
+        return None;
+    }
+    // Every access module has denied: the module's denial stands.
+    state.satisfy_any_denied = true;
+    if let Some(status) = state.deferred_failure.take() {
+        return Some(status);
+    }
     let redirect = state.deferred_redirect.take()?;
     if r.access_code != NGX_HTTP_UNAUTHORIZED as usize {
         return None;

@@ -8,8 +8,8 @@
 use nginx_sys::{
     ngx_add_timer, ngx_handle_read_event, ngx_handle_write_event, ngx_http_block_reading,
     ngx_http_core_run_phases, ngx_http_finalize_request, ngx_http_request_t, ngx_http_test_reading,
-    ngx_int_t, ngx_msec_t, NGX_AGAIN, NGX_DECLINED, NGX_ERROR, NGX_HTTP_INTERNAL_SERVER_ERROR,
-    NGX_OK,
+    ngx_int_t, ngx_msec_t, NGX_AGAIN, NGX_DECLINED, NGX_ERROR, NGX_HTTP_FORBIDDEN,
+    NGX_HTTP_INTERNAL_SERVER_ERROR, NGX_OK,
 };
 
 use crate::cache::{self, Action};
@@ -223,8 +223,16 @@ fn decide(r: &mut ngx_http_request_t, conf: &LocationConf, state: &mut RequestSt
                     apply(r, conf, state)
                 }
                 ResolveFailure::Status(status) => {
-                    if conf.policy().is_some() {
-                        state.decision = Some(AccessDecision::ResolverError);
+                    if conf.policy().is_none() {
+                        return status as ngx_int_t;
+                    }
+                    state.decision = Some(AccessDecision::ResolverError);
+                    if deny::satisfy_any(r) {
+                        // `allow` may still let the request in without an
+                        // identity: the status waits for the end of the phase.
+                        state.satisfy_any = true;
+                        state.deferred_failure = Some(status as ngx_int_t);
+                        return NGX_HTTP_FORBIDDEN as ngx_int_t;
                     }
                     status as ngx_int_t
                 }

@@ -74,12 +74,25 @@ pub unsafe fn strip_client_headers(r: &mut ngx_http_request_t) -> Result<usize, 
         return Ok(0);
     }
 
+    let pool = r.pool;
+    rebuild_without_identity(&mut r.headers_in.headers, pool, total - spoofed)?;
+    Ok(spoofed)
+}
+
+/// Replaces `list` with a list of its own that holds copies of the elements
+/// that are not `X-Authgear-*` headers.
+///
+/// # Safety
+/// `list` must be a live header list and `pool` a live pool.
+unsafe fn rebuild_without_identity(
+    list: &mut ngx_list_t,
+    pool: *mut ngx_pool_t,
+    kept: usize,
+) -> Result<(), ()> {
     // The copy keeps the first part and the links to the others; `last`
     // is only used for pushing, which happens on the new list alone.
-    let old: ngx_list_t = r.headers_in.headers;
-    let capacity = (total - spoofed).max(1) + 8;
-    let list = &mut r.headers_in.headers;
-    if ngx_list_init(list, r.pool, capacity, size_of::<ngx_table_elt_t>()) != NGX_OK as isize {
+    let old: ngx_list_t = *list;
+    if ngx_list_init(list, pool, kept.max(1) + 8, size_of::<ngx_table_elt_t>()) != NGX_OK as isize {
         return Err(());
     }
     for header in elements(&old) {
@@ -92,7 +105,20 @@ pub unsafe fn strip_client_headers(r: &mut ngx_http_request_t) -> Result<usize, 
         }
         *copy = *header;
     }
-    Ok(spoofed)
+    Ok(())
+}
+
+/// Gives a subrequest a header list of its own. A subrequest starts with a
+/// copy of the main request's `headers_in`, whose list shares its later
+/// parts with the main request's: headers the main request adds afterwards,
+/// the identity among them, would show up in the subrequest too.
+///
+/// # Safety
+/// `sr` must be a live subrequest.
+pub unsafe fn detach_headers(sr: &mut ngx_http_request_t) -> Result<(), ()> {
+    let pool = sr.pool;
+    let count = elements(&sr.headers_in.headers).count();
+    rebuild_without_identity(&mut sr.headers_in.headers, pool, count)
 }
 
 /// Appends a header with `name` and `value` to `list`, with the hash and

@@ -10,10 +10,21 @@ pub const HEADER_PREFIX: &[u8] = b"x-authgear-";
 /// The prefix of the variables that expose those headers.
 pub const VARIABLE_PREFIX: &[u8] = b"authgear_";
 
-/// Reports whether `name` starts with `X-Authgear-`, in any letter case.
+/// Reports whether `name` starts with `X-Authgear-`, in any letter case and
+/// with `_` in place of any `-`. nginx accepts underscores in header names
+/// with `underscores_in_headers on`, and `fastcgi_pass`, `uwsgi_pass` and the
+/// `$http_*` variables read `X_Authgear_User_Id` as `X-Authgear-User-Id`.
 pub fn is_authgear_header(name: &[u8]) -> bool {
-    name.get(..HEADER_PREFIX.len())
-        .is_some_and(|prefix| prefix.eq_ignore_ascii_case(HEADER_PREFIX))
+    name.get(..HEADER_PREFIX.len()).is_some_and(|prefix| {
+        prefix.iter().zip(HEADER_PREFIX).all(|(&byte, &expected)| {
+            let byte = if byte == b'_' {
+                b'-'
+            } else {
+                byte.to_ascii_lowercase()
+            };
+            byte == expected
+        })
+    })
 }
 
 /// Reports whether the header name suffix (after `X-Authgear-`) maps to the
@@ -141,6 +152,15 @@ mod tests {
         assert!(!is_authgear_header(b"X-Authgear"));
         assert!(!is_authgear_header(b"X-Auth-User-Id"));
         assert!(!is_authgear_header(b""));
+    }
+
+    #[test]
+    fn authgear_header_prefix_accepts_underscores() {
+        assert!(is_authgear_header(b"X_Authgear_User_Id"));
+        assert!(is_authgear_header(b"x_authgear-user-id"));
+        assert!(is_authgear_header(b"X-AUTHGEAR_"));
+        assert!(!is_authgear_header(b"X.Authgear.User-Id"));
+        assert!(!is_authgear_header(b"XAuthgear_User"));
     }
 
     #[test]

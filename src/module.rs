@@ -7,7 +7,7 @@ use core::ptr;
 use nginx_sys::{
     ngx_array_push, ngx_conf_t, ngx_http_handler_pt, ngx_http_module_t,
     ngx_http_phases_NGX_HTTP_ACCESS_PHASE, ngx_http_request_t, ngx_int_t, ngx_module_t,
-    ngx_pcalloc, NGX_ERROR, NGX_HTTP_MODULE, NGX_OK,
+    ngx_pcalloc, NGX_ERROR, NGX_HTTP_MODULE, NGX_LOG_EMERG, NGX_OK,
 };
 use ngx::core::{NGX_CONF_ERROR, NGX_CONF_OK};
 use ngx::http::{HttpModule, HttpModuleLocationConf, HttpModuleMainConf, Merge, NgxHttpCoreModule};
@@ -134,7 +134,7 @@ unsafe extern "C" fn drop_loc_conf(data: *mut c_void) {
 }
 
 unsafe extern "C" fn merge_loc_conf(
-    _cf: *mut ngx_conf_t,
+    cf: *mut ngx_conf_t,
     prev: *mut c_void,
     conf: *mut c_void,
 ) -> *mut c_char {
@@ -143,6 +143,21 @@ unsafe extern "C" fn merge_loc_conf(
     let conf = &mut *conf.cast::<LocationConf>();
     if conf.merge(prev).is_err() {
         return NGX_CONF_ERROR;
+    }
+
+    // Every authgear_cache_zone is parsed by the time locations are merged,
+    // so a zone without data was never declared. nginx would otherwise only
+    // report a "zero size shared memory zone" without naming the directive.
+    if let Some(shm_zone) = conf.cache_zone() {
+        if (*shm_zone).data.is_null() {
+            let name = String::from_utf8_lossy(crate::subrequest::str_bytes(&(*shm_zone).shm.name));
+            ngx::ngx_conf_log_error!(
+                NGX_LOG_EMERG,
+                cf,
+                "\"authgear_cache\" zone \"{name}\" is unknown"
+            );
+            return NGX_CONF_ERROR;
+        }
     }
 
     NGX_CONF_OK

@@ -9,7 +9,9 @@
 use core::ffi::c_void;
 use core::ptr;
 
-use nginx_sys::{ngx_http_request_t, ngx_pool_cleanup_add, ngx_pool_cleanup_t};
+use nginx_sys::{
+    ngx_http_request_t, ngx_int_t, ngx_pool_cleanup_add, ngx_pool_cleanup_t, ngx_table_elt_t,
+};
 
 use crate::cache::CacheRequest;
 use crate::identity::Identity;
@@ -93,21 +95,25 @@ pub struct RequestState {
     /// Whether the policy denied under `satisfy any`, where another access
     /// module may still have let the request in.
     pub satisfy_any: bool,
+    /// Whether every access module denied that request, so the module's
+    /// denial stands.
+    pub satisfy_any_denied: bool,
+    /// Under `satisfy any`, the status of a resolver failure, left for the
+    /// end of the access phase.
+    pub deferred_failure: Option<ngx_int_t>,
+    /// The `WWW-Authenticate` header the module added, so that a second pass
+    /// updates it instead of adding another.
+    pub challenge: *mut ngx_table_elt_t,
 }
 
 impl RequestState {
-    /// Returns the value of `$authgear_decision` for the main request `r`.
-    /// Under `satisfy any`, a request that another access module let in
-    /// (its `access_code` is cleared) counts as allowed.
-    pub fn decision_for(&self, r: &ngx_http_request_t) -> Option<AccessDecision> {
-        match self.decision {
-            Some(AccessDecision::Unauthenticated | AccessDecision::Forbidden)
-                if self.satisfy_any && r.access_code == 0 =>
-            {
-                Some(AccessDecision::Allowed)
-            }
-            decision => decision,
+    /// Returns the value of `$authgear_decision`. Under `satisfy any`, a
+    /// denial that another access module overrode counts as allowed.
+    pub fn decision(&self) -> Option<AccessDecision> {
+        if self.satisfy_any && !self.satisfy_any_denied && self.decision.is_some() {
+            return Some(AccessDecision::Allowed);
         }
+        self.decision
     }
 
     pub fn identity(&self) -> Option<&Identity> {
@@ -181,6 +187,9 @@ pub unsafe fn create<'a>(r: &mut ngx_http_request_t) -> Option<&'a mut RequestSt
         deferred_redirect: None,
         resolve_failed: false,
         satisfy_any: false,
+        satisfy_any_denied: false,
+        deferred_failure: None,
+        challenge: ptr::null_mut(),
     }));
     (*cleanup).handler = Some(drop_state);
     (*cleanup).data = state.cast();

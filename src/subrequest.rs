@@ -85,6 +85,12 @@ pub unsafe fn issue(
     // body is sent to the resolver.
     (*sr).headers_in.content_length_n = -1;
     (*sr).headers_in.set_chunked(0);
+
+    // A background refresh runs after the main request has added the
+    // identity to its own header list.
+    if purpose == Purpose::Refresh {
+        crate::headers::detach_headers(&mut *sr)?;
+    }
     Ok(())
 }
 

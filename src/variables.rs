@@ -110,9 +110,8 @@ unsafe extern "C" fn get_decision(
         return NGX_ERROR as ngx_int_t;
     }
     // SAFETY: as in `get_identity_variable`.
-    let main = &*(*r).main;
-    let decision = state::find(main)
-        .and_then(|state| state.decision_for(main))
+    let decision = state::find(&*r)
+        .and_then(|state| state.decision())
         .map(|decision| decision.as_bytes());
     set_value(&mut *v, decision);
     NGX_OK as ngx_int_t

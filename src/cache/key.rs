@@ -87,6 +87,24 @@ pub fn default_key(parts: &KeyParts<'_>) -> KeyDigest {
     hasher.finalize().into()
 }
 
+/// Reports whether the key parts carry any credential the resolver reads:
+/// an `Authorization` header or a value of a credential cookie. An answer
+/// for a valid session to a request without one means the key misses the
+/// credential that was used, for example because Authgear's cookie prefix
+/// is not configured.
+pub fn has_credentials(parts: &KeyParts<'_>) -> bool {
+    if parts.authorization.is_some() {
+        return true;
+    }
+    let mut name = Vec::with_capacity(parts.cookie_prefix.len() + 16);
+    CREDENTIAL_COOKIES.iter().any(|cookie| {
+        name.clear();
+        name.extend_from_slice(parts.cookie_prefix);
+        name.extend_from_slice(cookie);
+        cookie_values(&parts.cookie_headers, &name).next().is_some()
+    })
+}
+
 /// Builds the key from the value of `authgear_cache_key`, which the operator
 /// composes from variables.
 pub fn custom_key(resolver: &[u8], value: &[u8]) -> KeyDigest {
@@ -189,6 +207,37 @@ mod tests {
             default_key(&parts("app.example", None, &["session=s1"])),
             default_key(&other)
         );
+    }
+
+    #[test]
+    fn has_credentials_sees_each_credential() {
+        assert!(!has_credentials(&parts("app.example", None, &[])));
+        assert!(!has_credentials(&parts(
+            "app.example",
+            None,
+            &["theme=dark"]
+        )));
+        assert!(has_credentials(&parts(
+            "app.example",
+            Some("Bearer t"),
+            &[]
+        )));
+        assert!(has_credentials(&parts("app.example", None, &["session=s"])));
+        assert!(has_credentials(&parts(
+            "app.example",
+            None,
+            &["app_session=s"]
+        )));
+        assert!(has_credentials(&parts(
+            "app.example",
+            None,
+            &["app_access_token=s"]
+        )));
+
+        let mut prefixed = parts("app.example", None, &["myapp_session=s"]);
+        assert!(!has_credentials(&prefixed));
+        prefixed.cookie_prefix = b"myapp_";
+        assert!(has_credentials(&prefixed));
     }
 
     #[test]

@@ -1,12 +1,14 @@
 //! The cache as the access handler uses it.
 
+use core::sync::atomic::{AtomicU64, Ordering};
+
 use nginx_sys::{
     ngx_http_complex_value, ngx_http_request_t, ngx_http_test_predicates, ngx_shm_zone_t,
     ngx_str_t, NGX_DECLINED, NGX_OK,
 };
 
 use super::entry::{decode, encode};
-use super::key::{custom_key, default_key, KeyDigest, KeyParts};
+use super::key::{custom_key, default_key, has_credentials, KeyDigest, KeyParts};
 use super::policy::{may_serve_stale, Kind, Validity};
 use super::store::{Locked, Lookup};
 use super::zone;
@@ -35,6 +37,8 @@ pub struct Stale {
 pub struct CacheRequest {
     pub shm_zone: *mut ngx_shm_zone_t,
     pub digest: KeyDigest,
+    /// Whether the key covers a credential; see `has_credentials`.
+    pub credentials: bool,
     pub status: CacheStatus,
     /// This request holds the key's lock and must store or release it.
     pub locked: bool,
@@ -89,12 +93,13 @@ fn zone_name(shm_zone: *mut ngx_shm_zone_t) -> String {
     }
 }
 
-/// Builds the cache key of `r`. Returns `None` when a variable in
-/// `authgear_cache_key` fails to evaluate.
+/// Builds the cache key of `r`, and tells whether the key covers any
+/// credential. Returns `None` when a variable in `authgear_cache_key` fails
+/// to evaluate.
 ///
 /// # Safety
 /// `r` must be a live main request.
-unsafe fn build_key(r: &mut ngx_http_request_t, conf: &LocationConf) -> Option<KeyDigest> {
+unsafe fn build_key(r: &mut ngx_http_request_t, conf: &LocationConf) -> Option<(KeyDigest, bool)> {
     let resolver = conf
         .resolver_uri()
         .map(|uri| str_bytes(uri))
@@ -108,7 +113,8 @@ unsafe fn build_key(r: &mut ngx_http_request_t, conf: &LocationConf) -> Option<K
         if ngx_http_complex_value(r, cv, &mut value) != NGX_OK as isize {
             return None;
         }
-        return Some(custom_key(resolver, str_bytes(&value)));
+        let value = str_bytes(&value);
+        return Some((custom_key(resolver, value), !value.is_empty()));
     }
 
     let parts = KeyParts {
@@ -122,7 +128,7 @@ unsafe fn build_key(r: &mut ngx_http_request_t, conf: &LocationConf) -> Option<K
         cookie_headers: cookie_headers(r),
         cookie_prefix: str_bytes(&conf.cookie_prefix),
     };
-    Some(default_key(&parts))
+    Some((default_key(&parts), has_credentials(&parts)))
 }
 
 /// Returns the values of the request's `Cookie` headers, in request order.
@@ -178,7 +184,7 @@ pub unsafe fn begin(
     if zone::get(shm_zone).is_none() {
         return Ok(None);
     }
-    let digest = build_key(r, conf).ok_or(())?;
+    let (digest, credentials) = build_key(r, conf).ok_or(())?;
 
     let mut status = CacheStatus::Miss;
     if !conf.cache_bypass.is_null() {
@@ -192,6 +198,7 @@ pub unsafe fn begin(
     Ok(Some(CacheRequest {
         shm_zone,
         digest,
+        credentials,
         status,
         locked: false,
         store: true,
@@ -309,6 +316,13 @@ pub unsafe fn store(cache: &mut CacheRequest, identity: &Identity) -> Option<Str
         return None;
     }
     let kind = Kind::of(identity.session());
+    if kind == Kind::Valid && !cache.credentials {
+        // Storing it would hand this session to every request without
+        // credentials.
+        release(cache);
+        cache.store = false;
+        return uncovered_credential_warning(cache.shm_zone);
+    }
     let data = encode(identity);
     let warn_full = {
         let mut locked = Locked::lock(zone.shpool, zone.header);
@@ -324,6 +338,27 @@ pub unsafe fn store(cache: &mut CacheRequest, identity: &Identity) -> Option<Str
     cache.locked = false;
     cache.store = false;
     warn_full.then(|| full_warning(cache.shm_zone))
+}
+
+/// When the last warning about an uncovered credential was logged by this
+/// worker process, on nginx's monotonic clock in ms.
+static LAST_UNCOVERED_WARNING: AtomicU64 = AtomicU64::new(0);
+
+/// Returns the warning about a valid session answered for a key without
+/// credentials, at most once a minute per worker process.
+fn uncovered_credential_warning(shm_zone: *mut ngx_shm_zone_t) -> Option<String> {
+    let now = now().max(1);
+    let last = LAST_UNCOVERED_WARNING.load(Ordering::Relaxed);
+    if last != 0 && now.saturating_sub(last) < 60_000 {
+        return None;
+    }
+    LAST_UNCOVERED_WARNING.store(now, Ordering::Relaxed);
+    Some(format!(
+        "authgear resolver answered a valid session for a request whose cache key \
+         has no credential, not caching it in zone \"{}\": set authgear_cookie_prefix \
+         to Authgear's cookie prefix, or make authgear_cache_key cover the credential",
+        zone_name(shm_zone)
+    ))
 }
 
 /// Returns the "zone is full" warning that a lookup left, once.

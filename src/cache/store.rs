@@ -270,7 +270,9 @@ impl Locked {
 
         let kind = Kind::from_u8((*entry).kind).unwrap_or(Kind::Pending);
         if kind == Kind::Pending {
-            if (*entry).locked_until > now {
+            // A location with `authgear_cache_lock off` that shares the zone
+            // does not wait for another location's resolver call.
+            if lock_for.is_some() && (*entry).locked_until > now {
                 return Lookup::Wait;
             }
             // The request that held the lock is gone: take it over.

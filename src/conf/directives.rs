@@ -6,11 +6,11 @@ use core::ptr;
 
 use nginx_sys::{
     ngx_command_t, ngx_conf_set_flag_slot, ngx_conf_set_msec_slot, ngx_conf_set_str_slot,
-    ngx_conf_t, ngx_http_compile_complex_value, ngx_http_compile_complex_value_t,
+    ngx_conf_t, ngx_flag_t, ngx_http_compile_complex_value, ngx_http_compile_complex_value_t,
     ngx_http_complex_value_t, ngx_http_set_complex_value_slot, ngx_http_set_predicate_slot,
     ngx_msec_t, ngx_pcalloc, ngx_pnalloc, ngx_str_t, NGX_CONF_1MORE, NGX_CONF_FLAG, NGX_CONF_TAKE1,
-    NGX_CONF_TAKE12, NGX_CONF_TAKE1234, NGX_HTTP_LOC_CONF, NGX_HTTP_LOC_CONF_OFFSET,
-    NGX_HTTP_MAIN_CONF, NGX_HTTP_SRV_CONF, NGX_LOG_EMERG,
+    NGX_CONF_TAKE12, NGX_CONF_TAKE1234, NGX_CONF_UNSET, NGX_HTTP_LOC_CONF,
+    NGX_HTTP_LOC_CONF_OFFSET, NGX_HTTP_MAIN_CONF, NGX_HTTP_SRV_CONF, NGX_LOG_EMERG,
 };
 use ngx::core::{NGX_CONF_ERROR, NGX_CONF_OK};
 use ngx::ngx_string;
@@ -76,7 +76,7 @@ pub static COMMANDS: Commands = Commands([
     command(
         ngx_string!("authgear_cookie_prefix"),
         ANY_LEVEL | NGX_CONF_TAKE1,
-        ngx_conf_set_str_slot,
+        set_cookie_prefix,
         offset_of!(LocationConf, cookie_prefix),
     ),
     command(
@@ -100,7 +100,7 @@ pub static COMMANDS: Commands = Commands([
     command(
         ngx_string!("authgear_cache_key"),
         ANY_LEVEL | NGX_CONF_TAKE1,
-        ngx_http_set_complex_value_slot,
+        set_cache_key,
         offset_of!(LocationConf, cache_key),
     ),
     command(
@@ -148,7 +148,7 @@ pub static COMMANDS: Commands = Commands([
     command(
         ngx_string!("authgear_login_redirect_param"),
         ANY_LEVEL | NGX_CONF_TAKE1,
-        ngx_conf_set_str_slot,
+        set_token,
         offset_of!(LocationConf, login_redirect_param),
     ),
     command(
@@ -371,12 +371,20 @@ unsafe extern "C" fn set_login_url(
     conf: *mut c_void,
 ) -> *mut c_char {
     let conf = location_conf(conf);
-    if !conf.login_url.is_null() {
+    if conf.login_url_set != NGX_CONF_UNSET as ngx_flag_t {
         return reject(cf, cmd, ConfError::Duplicate);
     }
     let Some(arg) = directive_args(cf).first() else {
         return NGX_CONF_ERROR;
     };
+    match str_bytes(arg) {
+        b"off" => {
+            conf.login_url_set = 0;
+            return NGX_CONF_OK;
+        }
+        b"" => return reject(cf, cmd, ConfError::InvalidValue(String::new())),
+        _ => conf.login_url_set = 1,
+    }
     let mut value = *arg;
     conf.login_url = compile(cf, &mut value);
     if conf.login_url.is_null() {
@@ -463,4 +471,60 @@ unsafe extern "C" fn set_resolve_failure(
         }
         Err(error) => reject(cf, cmd, error),
     }
+}
+
+/// Reports whether `value` is an HTTP token (RFC 9110), as cookie and
+/// query parameter names must be here.
+fn is_token(value: &[u8]) -> bool {
+    value
+        .iter()
+        .all(|byte| byte.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(byte))
+}
+
+/// Sets a non-empty token, such as a query parameter name.
+unsafe extern "C" fn set_token(
+    cf: *mut ngx_conf_t,
+    cmd: *mut ngx_command_t,
+    conf: *mut c_void,
+) -> *mut c_char {
+    let Some(arg) = directive_args(cf).first() else {
+        return NGX_CONF_ERROR;
+    };
+    let value = str_bytes(arg);
+    if value.is_empty() || !is_token(value) {
+        return reject(cf, cmd, ConfError::InvalidValue(lossy(value)));
+    }
+    ngx_conf_set_str_slot(cf, cmd, conf)
+}
+
+/// Sets Authgear's cookie name prefix, which may be empty.
+unsafe extern "C" fn set_cookie_prefix(
+    cf: *mut ngx_conf_t,
+    cmd: *mut ngx_command_t,
+    conf: *mut c_void,
+) -> *mut c_char {
+    let Some(arg) = directive_args(cf).first() else {
+        return NGX_CONF_ERROR;
+    };
+    let value = str_bytes(arg);
+    if !is_token(value) {
+        return reject(cf, cmd, ConfError::InvalidValue(lossy(value)));
+    }
+    ngx_conf_set_str_slot(cf, cmd, conf)
+}
+
+/// Sets `authgear_cache_key`. An empty key would put every request in one
+/// entry.
+unsafe extern "C" fn set_cache_key(
+    cf: *mut ngx_conf_t,
+    cmd: *mut ngx_command_t,
+    conf: *mut c_void,
+) -> *mut c_char {
+    let Some(arg) = directive_args(cf).first() else {
+        return NGX_CONF_ERROR;
+    };
+    if arg.len == 0 {
+        return reject(cf, cmd, ConfError::InvalidValue(String::new()));
+    }
+    ngx_http_set_complex_value_slot(cf, cmd, conf)
 }

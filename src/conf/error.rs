@@ -32,7 +32,8 @@ impl ConfError {
         match self {
             ConfError::Duplicate => format!("\"{directive}\" directive is duplicate"),
             ConfError::InvalidUri(uri) => format!(
-                "invalid URI \"{uri}\" in \"{directive}\" directive, it must start with \"/\""
+                "invalid URI \"{uri}\" in \"{directive}\" directive, it must start with \"/\" \
+                 and contain no variables"
             ),
             ConfError::InvalidValue(value) => {
                 format!("invalid value \"{value}\" in \"{directive}\" directive")
@@ -79,7 +80,8 @@ mod tests {
     fn invalid_uri_message_shows_value() {
         assert_eq!(
             ConfError::InvalidUri("resolve".into()).message("authgear_resolve"),
-            "invalid URI \"resolve\" in \"authgear_resolve\" directive, it must start with \"/\""
+            "invalid URI \"resolve\" in \"authgear_resolve\" directive, it must start with \"/\" \
+             and contain no variables"
         );
     }
 }

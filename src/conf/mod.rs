@@ -106,7 +106,10 @@ pub struct LocationConf {
 
     /// `authgear_require`.
     pub require: Option<Require>,
-    /// `authgear_login_url`; null when unset.
+    /// Whether `authgear_login_url` is set on this level: unset, `off` (0)
+    /// or a URL (1).
+    pub login_url_set: ngx_flag_t,
+    /// `authgear_login_url`; null when unset or `off`.
     pub login_url: *mut ngx_http_complex_value_t,
     /// The original absolute URL of a request, compiled along with
     /// `authgear_login_url`.
@@ -134,6 +137,7 @@ impl Default for LocationConf {
             cache_use_stale: UNSET_MSEC,
             cache_background_update: UNSET_FLAG,
             require: None,
+            login_url_set: UNSET_FLAG,
             login_url: ptr::null_mut(),
             original_url: ptr::null_mut(),
             login_redirect_param: EMPTY_STR,
@@ -298,7 +302,8 @@ impl Merge for LocationConf {
         if self.require.is_none() {
             self.require = prev.require.clone();
         }
-        if self.login_url.is_null() {
+        if self.login_url_set == UNSET_FLAG {
+            self.login_url_set = prev.login_url_set;
             self.login_url = prev.login_url;
             self.original_url = prev.original_url;
         }

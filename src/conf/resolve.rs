@@ -12,12 +12,14 @@ pub enum ResolveArg<'a> {
 }
 
 /// Parses the argument of `authgear_resolve`. The URI must name a location
-/// on this server, so it must start with `/`, as a subrequest URI does.
+/// on this server, so it must start with `/`, as a subrequest URI does. It
+/// is used as written, so a `$` (a variable that would not be expanded) is
+/// rejected.
 pub fn parse_resolve(arg: &[u8]) -> Result<ResolveArg<'_>, ConfError> {
     if arg == b"off" {
         return Ok(ResolveArg::Off);
     }
-    if arg.first() != Some(&b'/') {
+    if arg.first() != Some(&b'/') || arg.contains(&b'$') {
         return Err(ConfError::InvalidUri(
             String::from_utf8_lossy(arg).into_owned(),
         ));

@@ -55,7 +55,13 @@ impl Condition {
 
     /// Checks the condition against the identity of a valid session.
     fn holds(&self, identity: &Identity) -> bool {
-        let flag = |suffix: &[u8]| identity.variable(suffix) == Some(&b"true"[..]);
+        // Booleans compare in any letter case, as `X-Authgear-Session-Valid`
+        // does, so that `TRUE` cannot pass as false.
+        let flag = |suffix: &[u8]| {
+            identity
+                .variable(suffix)
+                .is_some_and(|value| value.eq_ignore_ascii_case(b"true"))
+        };
         match self {
             Condition::Session => true,
             // An absent boolean reads as false, as in Authgear's own consumer.
@@ -289,6 +295,20 @@ mod tests {
                 "user {user} with conditions {conditions:?}"
             );
         }
+    }
+
+    #[test]
+    fn booleans_ignore_letter_case() {
+        let user = identity(&[
+            ("Session-Valid", "true"),
+            ("User-Anonymous", "TRUE"),
+            ("User-Verified", "True"),
+        ]);
+        assert_eq!(
+            policy(&["non_anonymous"]).evaluate(&user),
+            Decision::Forbidden(Condition::NonAnonymous)
+        );
+        assert_eq!(policy(&["verified"]).evaluate(&user), Decision::Allow);
     }
 
     #[test]

@@ -101,7 +101,7 @@ fn resolve_relative_uri_rejected() {
 
     assert_rejected(
         &check,
-        "invalid URI \"resolve\" in \"authgear_resolve\" directive, it must start with \"/\"",
+        "invalid URI \"resolve\" in \"authgear_resolve\" directive, it must start with \"/\" and contain no variables",
         "authgear_resolve resolve;",
         1,
     );
@@ -113,7 +113,7 @@ fn resolve_absolute_url_rejected() {
 
     assert_rejected(
         &check,
-        "invalid URI \"http://127.0.0.1:9/resolve\" in \"authgear_resolve\" directive, it must start with \"/\"",
+        "invalid URI \"http://127.0.0.1:9/resolve\" in \"authgear_resolve\" directive, it must start with \"/\" and contain no variables",
         "authgear_resolve http://",
         1,
     );
