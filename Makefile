@@ -25,10 +25,12 @@ build:
 
 # Unit and integration tests of the module and the stand-ins. The integration
 # tests load target/debug/libngx_http_authgear_module.so, which `cargo test`
-# does not build for a cdylib, so `cargo build` runs first. The last lines
-# printed are cargo's own test summaries.
+# does not build for a cdylib, so `cargo build` runs first. With
+# --all-targets it resolves features once for the module and the tests, so
+# nginx is compiled once. The last lines printed are cargo's own test
+# summaries.
 test: deps
-	$(CARGO) build --workspace
+	$(CARGO) build --workspace --all-targets
 	$(CARGO) test --workspace
 
 # Starts the demo on 127.0.0.1 and prints curl commands to try; Ctrl-C stops it.
