@@ -18,5 +18,6 @@ mod policy;
 mod redirects;
 mod request_bodies;
 mod resolver_keepalive;
+mod review_fixes;
 mod scope;
 mod spoofing;
