@@ -175,8 +175,9 @@ pub unsafe fn add_identity_headers(
 }
 
 /// The request header that `authgear_resolve_failure_header` adds when the
-/// request continues without an identity. Its `X-Authgear-` prefix means a
-/// client cannot send it: client copies are removed like the others.
+/// request continues after a resolver failure, with no identity or with a
+/// stale one. Its `X-Authgear-` prefix means a client cannot send it: client
+/// copies are removed like the others.
 pub const FAILURE_HEADER: &[u8] = b"X-Authgear-Resolve-Failed";
 
 /// Marks the request for the upstream as one whose resolution failed.

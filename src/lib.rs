@@ -33,6 +33,9 @@ mod conf;
 mod identity;
 mod policy;
 
+#[cfg(test)]
+mod properties;
+
 #[cfg(not(test))]
 mod deny;
 #[cfg(not(test))]

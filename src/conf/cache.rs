@@ -21,13 +21,15 @@ pub fn parse_size(value: &[u8]) -> Option<usize> {
 }
 
 /// Parses a time in nginx's syntax into milliseconds: one or more numbers
-/// with units `ms`, `s`, `m`, `h`, `d`, `w`, `M`, `y`, where a bare number
-/// means seconds, e.g. `90`, `1m30s`, `500ms`.
+/// with units `y`, `M`, `w`, `d`, `h`, `m`, `s`, `ms`, each at most once and
+/// in that order, where a bare number means seconds, e.g. `90`, `1m30s`,
+/// `500ms`. Like nginx, it rejects `30s30s` and `1s1m`.
 pub fn parse_time(value: &[u8]) -> Option<u64> {
     if value.is_empty() {
         return None;
     }
     let mut total: u64 = 0;
+    let mut previous_scale = u64::MAX;
     let mut rest = value;
     while !rest.is_empty() {
         let digits = rest.iter().take_while(|byte| byte.is_ascii_digit()).count();
@@ -48,6 +50,10 @@ pub fn parse_time(value: &[u8]) -> Option<u64> {
             [] => (1000, tail),
             _ => return None,
         };
+        if scale >= previous_scale {
+            return None;
+        }
+        previous_scale = scale;
         total = total.checked_add(number.checked_mul(scale)?)?;
         rest = tail;
     }
@@ -162,6 +168,10 @@ mod tests {
             ("10x", None),
             ("1.5s", None),
             ("m5", None),
+            ("30s30s", None),
+            ("1s1m", None),
+            ("1h1h", None),
+            ("1d2h3m4s5ms", Some(93_784_005)),
         ];
         for (value, expected) in cases {
             assert_eq!(parse_time(value.as_bytes()), *expected, "time {value:?}");

@@ -4,7 +4,7 @@ pub mod cache;
 #[cfg(not(test))]
 mod directives;
 mod error;
-mod resolve;
+pub(crate) mod resolve;
 
 pub use resolve::ResolveFailure;
 

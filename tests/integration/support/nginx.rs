@@ -5,6 +5,12 @@
 //! against, and `TEST_NGINX_MODULE` replaces the module built next to this
 //! test binary, so that another nginx build (Debian's, for example) can run
 //! the same tests.
+//!
+//! `TEST_NGINX_WRAPPER` runs nginx under another program, such as
+//! `valgrind --tool=memcheck`: its words go before the nginx command line,
+//! nginx runs as a single process (`master_process off`), so that the
+//! wrapper runs the process that serves requests, and the start and stop
+//! timeouts grow to `WRAPPED_TIMEOUT`.
 
 use std::fs;
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -20,6 +26,34 @@ const STARTUP_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Maximum time to wait for nginx to exit after SIGTERM before it is killed.
 const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The start and stop timeouts under `TEST_NGINX_WRAPPER`: valgrind takes
+/// several seconds to start nginx, and some more to write its report at exit.
+const WRAPPED_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Returns the words of `TEST_NGINX_WRAPPER`, or `None` when it is unset or
+/// blank.
+fn wrapper() -> Option<Vec<String>> {
+    let value = std::env::var("TEST_NGINX_WRAPPER").ok()?;
+    let words: Vec<String> = value.split_whitespace().map(str::to_owned).collect();
+    (!words.is_empty()).then_some(words)
+}
+
+fn startup_timeout() -> Duration {
+    if wrapper().is_some() {
+        WRAPPED_TIMEOUT
+    } else {
+        STARTUP_TIMEOUT
+    }
+}
+
+fn shutdown_timeout() -> Duration {
+    if wrapper().is_some() {
+        WRAPPED_TIMEOUT
+    } else {
+        SHUTDOWN_TIMEOUT
+    }
+}
 
 /// Number of error log lines printed when a test fails.
 const ERROR_LOG_TAIL_LINES: usize = 80;
@@ -82,7 +116,10 @@ pub fn module_path() -> PathBuf {
     let dep_info = profile_dir.join("libngx_http_authgear_module.d");
     let sources = module_sources(&dep_info).unwrap_or_else(|| {
         let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
-        newest_file(&src).map(|(path, _)| path).into_iter().collect()
+        newest_file(&src)
+            .map(|(path, _)| path)
+            .into_iter()
+            .collect()
     });
     for source in sources {
         let Ok(modified) = fs::metadata(&source).and_then(|metadata| metadata.modified()) else {
@@ -263,7 +300,7 @@ impl NginxBuilder {
         format!(
             "load_module {module};\n\
              daemon off;\n\
-             master_process on;\n\
+             master_process {master_process};\n\
              worker_processes {workers};\n\
              {user}\
              pid {prefix}/nginx.pid;\n\
@@ -292,6 +329,7 @@ impl NginxBuilder {
              \x20   }}\n\
              }}\n",
             module = module.display(),
+            master_process = if wrapper().is_some() { "off" } else { "on" },
             workers = self.worker_processes,
             error_log_level = self.error_log_level,
             main = self.main,
@@ -301,7 +339,14 @@ impl NginxBuilder {
     }
 
     fn command(&self) -> Command {
-        let mut command = Command::new(nginx_binary());
+        let mut command = match wrapper() {
+            Some(words) => {
+                let mut command = Command::new(&words[0]);
+                command.args(&words[1..]).arg(nginx_binary());
+                command
+            }
+            None => Command::new(nginx_binary()),
+        };
         command
             .arg("-p")
             .arg(self.prefix())
@@ -331,7 +376,8 @@ impl NginxBuilder {
     /// Starts nginx and waits until its port accepts connections.
     ///
     /// Panics with nginx's output when it exits or does not accept
-    /// connections within `STARTUP_TIMEOUT`.
+    /// connections within `STARTUP_TIMEOUT` (`WRAPPED_TIMEOUT` under
+    /// `TEST_NGINX_WRAPPER`).
     pub fn start(self) -> Nginx {
         let mut attempt = 1;
         loop {
@@ -429,7 +475,7 @@ impl std::fmt::Display for StartError {
             StartError::TimedOut => write!(
                 formatter,
                 "nginx did not accept connections within {} s",
-                STARTUP_TIMEOUT.as_secs()
+                startup_timeout().as_secs()
             ),
         }
     }
@@ -496,7 +542,7 @@ impl Nginx {
     }
 
     fn wait_until_ready(&mut self) -> Result<(), StartError> {
-        let deadline = Instant::now() + STARTUP_TIMEOUT;
+        let deadline = Instant::now() + startup_timeout();
         let child = self.child.as_mut().expect("a started nginx");
         loop {
             if let Some(status) = child.try_wait().expect("poll nginx") {
@@ -525,7 +571,8 @@ impl Nginx {
     }
 
     /// Stops nginx with SIGTERM (fast shutdown), and kills it when it has not
-    /// exited within `SHUTDOWN_TIMEOUT`.
+    /// exited within `SHUTDOWN_TIMEOUT` (`WRAPPED_TIMEOUT` under
+    /// `TEST_NGINX_WRAPPER`).
     fn stop(&mut self) {
         let Some(mut child) = self.child.take() else {
             return;
@@ -539,7 +586,7 @@ impl Nginx {
         unsafe {
             libc::kill(pid, libc::SIGTERM);
         }
-        let deadline = Instant::now() + SHUTDOWN_TIMEOUT;
+        let deadline = Instant::now() + shutdown_timeout();
         while Instant::now() < deadline {
             if let Ok(Some(_)) = child.try_wait() {
                 return;
@@ -548,7 +595,7 @@ impl Nginx {
         }
         eprintln!(
             "nginx (pid {pid}) did not exit within {} s of SIGTERM; killing it",
-            SHUTDOWN_TIMEOUT.as_secs()
+            shutdown_timeout().as_secs()
         );
         let _ = child.kill();
         let _ = child.wait();
