@@ -8,7 +8,7 @@ use nginx_sys::{
 use ngx::ngx_string;
 
 use crate::identity::VARIABLE_PREFIX;
-use crate::state::{self, Outcome};
+use crate::state::{self, AccessDecision, Outcome, RequestState};
 use crate::subrequest::str_bytes;
 
 /// Registers `$authgear_cache_status`, `$authgear_decision`,
@@ -81,6 +81,24 @@ unsafe extern "C" fn get_identity_variable(
     NGX_OK as ngx_int_t
 }
 
+/// Evaluates a variable that `value` reads from the request's state.
+///
+/// # Safety
+/// `r` and `v` must be what nginx passes to a variable handler.
+unsafe fn state_variable(
+    r: *mut ngx_http_request_t,
+    v: *mut ngx_http_variable_value_t,
+    value: impl FnOnce(&RequestState) -> Option<&'static [u8]>,
+) -> ngx_int_t {
+    if r.is_null() || v.is_null() {
+        return NGX_ERROR as ngx_int_t;
+    }
+    // SAFETY: as in `get_identity_variable`.
+    let value = state::find(&*r).and_then(|state| value(state));
+    set_value(&mut *v, value);
+    NGX_OK as ngx_int_t
+}
+
 /// Evaluates `$authgear_cache_status`: not found when the location uses no
 /// cache or the request has not reached the access phase.
 unsafe extern "C" fn get_cache_status(
@@ -88,15 +106,12 @@ unsafe extern "C" fn get_cache_status(
     v: *mut ngx_http_variable_value_t,
     _data: usize,
 ) -> ngx_int_t {
-    if r.is_null() || v.is_null() {
-        return NGX_ERROR as ngx_int_t;
-    }
-    // SAFETY: as in `get_identity_variable`.
-    let status = state::find(&*r)
-        .and_then(|state| state.cache.as_ref())
-        .map(|cache_request| cache_request.status.as_bytes());
-    set_value(&mut *v, status);
-    NGX_OK as ngx_int_t
+    state_variable(r, v, |state| {
+        state
+            .cache
+            .as_ref()
+            .map(|cache_request| cache_request.status.as_bytes())
+    })
 }
 
 /// Evaluates `$authgear_decision`: not found when the location has no
@@ -106,15 +121,7 @@ unsafe extern "C" fn get_decision(
     v: *mut ngx_http_variable_value_t,
     _data: usize,
 ) -> ngx_int_t {
-    if r.is_null() || v.is_null() {
-        return NGX_ERROR as ngx_int_t;
-    }
-    // SAFETY: as in `get_identity_variable`.
-    let decision = state::find(&*r)
-        .and_then(|state| state.decision())
-        .map(|decision| decision.as_bytes());
-    set_value(&mut *v, decision);
-    NGX_OK as ngx_int_t
+    state_variable(r, v, |state| state.decision().map(AccessDecision::as_bytes))
 }
 
 /// Evaluates `$authgear_resolve_failed`: `1` when the resolver failed for
@@ -125,17 +132,11 @@ unsafe extern "C" fn get_resolve_failed(
     v: *mut ngx_http_variable_value_t,
     _data: usize,
 ) -> ngx_int_t {
-    if r.is_null() || v.is_null() {
-        return NGX_ERROR as ngx_int_t;
-    }
-    // SAFETY: as in `get_identity_variable`.
-    let failed = state::find(&*r).and_then(|state| match state.outcome {
+    state_variable(r, v, |state| match state.outcome {
         Outcome::Pending | Outcome::Waiting => None,
         _ if state.resolve_failed => Some(&b"1"[..]),
         _ => Some(&b"0"[..]),
-    });
-    set_value(&mut *v, failed);
-    NGX_OK as ngx_int_t
+    })
 }
 
 /// Fills a variable value from bytes that outlive the request, or marks it

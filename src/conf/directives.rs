@@ -481,20 +481,34 @@ fn is_token(value: &[u8]) -> bool {
         .all(|byte| byte.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(byte))
 }
 
+/// Sets a string slot after checking that the value is a token, and not
+/// empty unless `allow_empty`.
+///
+/// # Safety
+/// The arguments must be what nginx passes to a directive handler.
+unsafe fn set_token_slot(
+    cf: *mut ngx_conf_t,
+    cmd: *mut ngx_command_t,
+    conf: *mut c_void,
+    allow_empty: bool,
+) -> *mut c_char {
+    let Some(arg) = directive_args(cf).first() else {
+        return NGX_CONF_ERROR;
+    };
+    let value = str_bytes(arg);
+    if (value.is_empty() && !allow_empty) || !is_token(value) {
+        return reject(cf, cmd, ConfError::InvalidValue(lossy(value)));
+    }
+    ngx_conf_set_str_slot(cf, cmd, conf)
+}
+
 /// Sets a non-empty token, such as a query parameter name.
 unsafe extern "C" fn set_token(
     cf: *mut ngx_conf_t,
     cmd: *mut ngx_command_t,
     conf: *mut c_void,
 ) -> *mut c_char {
-    let Some(arg) = directive_args(cf).first() else {
-        return NGX_CONF_ERROR;
-    };
-    let value = str_bytes(arg);
-    if value.is_empty() || !is_token(value) {
-        return reject(cf, cmd, ConfError::InvalidValue(lossy(value)));
-    }
-    ngx_conf_set_str_slot(cf, cmd, conf)
+    set_token_slot(cf, cmd, conf, false)
 }
 
 /// Sets Authgear's cookie name prefix, which may be empty.
@@ -503,14 +517,7 @@ unsafe extern "C" fn set_cookie_prefix(
     cmd: *mut ngx_command_t,
     conf: *mut c_void,
 ) -> *mut c_char {
-    let Some(arg) = directive_args(cf).first() else {
-        return NGX_CONF_ERROR;
-    };
-    let value = str_bytes(arg);
-    if !is_token(value) {
-        return reject(cf, cmd, ConfError::InvalidValue(lossy(value)));
-    }
-    ngx_conf_set_str_slot(cf, cmd, conf)
+    set_token_slot(cf, cmd, conf, true)
 }
 
 /// Sets `authgear_cache_key`. An empty key would put every request in one
