@@ -246,12 +246,23 @@ fn decide(r: &mut ngx_http_request_t, conf: &LocationConf, state: &mut RequestSt
 /// Then applies the location's `authgear_require`, on every pass: an
 /// internal redirect may lead to a location with another policy.
 fn apply(r: &mut ngx_http_request_t, conf: &LocationConf, state: &mut RequestState) -> ngx_int_t {
-    let Outcome::Resolved(identity) = &state.outcome else {
-        return ERROR;
-    };
-    // The identity moves out for the policy check, which also updates the
+    // The outcome moves out while the policy check updates the rest of the
     // state, and back in afterwards.
-    let identity = identity.clone();
+    let outcome = core::mem::replace(&mut state.outcome, Outcome::Pending);
+    let rc = match &outcome {
+        Outcome::Resolved(identity) => apply_identity(r, conf, state, identity),
+        _ => ERROR,
+    };
+    state.outcome = outcome;
+    rc
+}
+
+fn apply_identity(
+    r: &mut ngx_http_request_t,
+    conf: &LocationConf,
+    state: &mut RequestState,
+    identity: &Identity,
+) -> ngx_int_t {
     if !state.applied {
         state.applied = true;
         ngx_debug!(
@@ -260,12 +271,12 @@ fn apply(r: &mut ngx_http_request_t, conf: &LocationConf, state: &mut RequestSta
             identity.headers().len(),
             identity.set_cookies().len()
         );
-        if put_identity(r, conf, &identity, state.resolve_failed).is_err() {
+        if put_identity(r, conf, identity, state.resolve_failed).is_err() {
             return ERROR;
         }
     }
     // SAFETY: `r` is a live main request in its access phase.
-    unsafe { deny::enforce(r, conf, state, &identity) }.unwrap_or(DECLINED)
+    unsafe { deny::enforce(r, conf, state, identity) }.unwrap_or(DECLINED)
 }
 
 /// Runs last in the access phase, after every other access module, to send
