@@ -672,9 +672,9 @@ mod cache_policy {
 }
 
 mod directive_arguments {
-    use crate::conf::resolve::{parse_failure, parse_resolve, ResolveArg, ResolveFailure};
     use super::*;
     use crate::conf::cache::{parse_size, parse_time, parse_valid, parse_zone, MIN_ZONE_SIZE};
+    use crate::conf::resolve::{parse_failure, parse_resolve, ResolveArg, ResolveFailure};
 
     /// The size suffixes and their factors.
     const SIZE_UNITS: [(&str, usize); 5] = [
@@ -734,7 +734,7 @@ mod directive_arguments {
             .prop_map(|(mut parts, bare_end, bare, zeros)| {
                 // nginx accepts each unit once, from the largest to the
                 // smallest, and a bare number last as seconds.
-                parts.sort_by(|a, b| b.1 .1.cmp(&a.1 .1));
+                parts.sort_by_key(|part| core::cmp::Reverse(part.1 .1));
                 parts.dedup_by(|a, b| a.1 .1 == b.1 .1);
                 let mut text = String::new();
                 let mut total = Some(0u64);
