@@ -51,6 +51,14 @@ release:
 	cp $(TARGET_DIR)/release/lib$(MODULE_NAME).so $(BUILD_DIR)/release/$(MODULE_NAME).so
 	@echo "module: $(BUILD_DIR)/release/$(MODULE_NAME).so"
 
+# Benchmarks the module against Authgear's auth_request recipe on 127.0.0.1
+# and writes the report to target/bench/; takes 10 to 17 minutes. BENCH_SECONDS,
+# BENCH_ROUNDS and the other variables that `bash bench/run.sh --help` lists
+# shorten or change the run, e.g. BENCH_SECONDS=1 BENCH_ROUNDS=1 make bench.
+.PHONY: bench
+bench:
+	bash bench/run.sh
+
 # Builds the module against Debian's nginx 1.22.1, installing Debian's nginx
 # and nginx-dev when they are missing, into
 # build/debian/ngx_http_authgear_module.so. target/debian holds that build.
