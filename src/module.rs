@@ -54,7 +54,7 @@ pub(crate) fn module() -> &'static ngx_module_t {
 /// Returns the module's configuration of the location that serves `r`.
 pub(crate) fn location_conf(r: &ngx_http_request_t) -> Option<&'static LocationConf> {
     // SAFETY: `loc_conf` has a slot for every HTTP module, and the slot at
-    // this module's `ctx_index` holds the `LocationConf` that
+    // this module's `ctx_index` contains the `LocationConf` that
     // `create_loc_conf` made.
     unsafe {
         let conf = *r.loc_conf.add(module().ctx_index);

@@ -2,7 +2,7 @@
 
 use core::fmt;
 
-/// Why a directive was rejected.
+/// The reason nginx rejects a directive.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ConfError {
     /// The directive appeared twice in one block.
