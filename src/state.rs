@@ -74,7 +74,7 @@ impl AccessDecision {
     }
 }
 
-/// What the module knows about one client request.
+/// The module's state for one client request.
 #[derive(Debug)]
 pub struct RequestState {
     pub outcome: Outcome,

@@ -32,7 +32,7 @@ pub struct Stale {
     pub expires: u64,
 }
 
-/// What the cache knows about one client request.
+/// The cache's state for one client request.
 #[derive(Debug)]
 pub struct CacheRequest {
     pub shm_zone: *mut ngx_shm_zone_t,
@@ -53,7 +53,7 @@ pub struct CacheRequest {
     pub warning: Option<String>,
 }
 
-/// What the access handler does after a lookup.
+/// The access handler's next step after a lookup.
 #[derive(Debug)]
 pub enum Action {
     /// Use this identity. With `refresh`, also refresh the entry in the
@@ -93,7 +93,7 @@ fn zone_name(shm_zone: *mut ngx_shm_zone_t) -> String {
     }
 }
 
-/// Builds the cache key of `r`, and tells whether the key covers any
+/// Builds the cache key of `r`, and reports whether the key covers any
 /// credential. Returns `None` when a variable in `authgear_cache_key` fails
 /// to evaluate.
 ///
