@@ -209,7 +209,7 @@ pub unsafe fn finish(
     if !state.satisfy_any || r.access_code == 0 {
         return None;
     }
-    // Every access module has denied: the module's denial stands.
+    // Every access module has denied: the module's denial is final.
     state.satisfy_any_denied = true;
     if let Some(status) = state.deferred_failure.take() {
         return Some(status);

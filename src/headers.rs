@@ -79,7 +79,7 @@ pub unsafe fn strip_client_headers(r: &mut ngx_http_request_t) -> Result<usize, 
     Ok(spoofed)
 }
 
-/// Replaces `list` with a list of its own that holds copies of the elements
+/// Replaces `list` with a list of its own that contains copies of the elements
 /// that are not `X-Authgear-*` headers.
 ///
 /// # Safety
@@ -87,12 +87,18 @@ pub unsafe fn strip_client_headers(r: &mut ngx_http_request_t) -> Result<usize, 
 unsafe fn rebuild_without_identity(
     list: &mut ngx_list_t,
     pool: *mut ngx_pool_t,
-    kept: usize,
+    capacity: usize,
 ) -> Result<(), ()> {
     // The copy keeps the first part and the links to the others; `last`
     // is only used for pushing, which happens on the new list alone.
     let old: ngx_list_t = *list;
-    if ngx_list_init(list, pool, kept.max(1) + 8, size_of::<ngx_table_elt_t>()) != NGX_OK as isize {
+    if ngx_list_init(
+        list,
+        pool,
+        capacity.max(1) + 8,
+        size_of::<ngx_table_elt_t>(),
+    ) != NGX_OK as isize
+    {
         return Err(());
     }
     for header in elements(&old) {

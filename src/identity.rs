@@ -98,12 +98,13 @@ impl Identity {
         }
     }
 
-    /// The `X-Authgear-*` headers, in the order the resolver sent them.
+    /// Returns the `X-Authgear-*` headers, in the order the resolver sent them.
     pub fn headers(&self) -> &[Header] {
         &self.headers
     }
 
-    /// The values of the `Set-Cookie` headers, in the order the resolver sent them.
+    /// Returns the values of the `Set-Cookie` headers, in the order the resolver
+    /// sent them.
     pub fn set_cookies(&self) -> &[Vec<u8>] {
         &self.set_cookies
     }

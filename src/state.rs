@@ -16,7 +16,7 @@ use nginx_sys::{
 use crate::cache::CacheRequest;
 use crate::identity::Identity;
 
-/// Why the resolver subrequest did not give a usable answer.
+/// The reason the resolver subrequest gave no usable answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Cause {
     /// The resolver answered with a status other than 2xx.
@@ -96,7 +96,7 @@ pub struct RequestState {
     /// module may still have let the request in.
     pub satisfy_any: bool,
     /// Whether every access module denied that request, so the module's
-    /// denial stands.
+    /// denial is final.
     pub satisfy_any_denied: bool,
     /// Under `satisfy any`, the status of a resolver failure, left for the
     /// end of the access phase.

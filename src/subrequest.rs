@@ -18,7 +18,7 @@ use crate::state::{Cause, Failure, Outcome, RequestState};
 type PostHandler =
     unsafe extern "C" fn(*mut ngx_http_request_t, *mut c_void, ngx_int_t) -> ngx_int_t;
 
-/// Why a subrequest is issued.
+/// The purpose of a resolver subrequest.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Purpose {
     /// The request waits for the answer: `subrequest_done` records the

@@ -23,7 +23,7 @@ const KNOWN_NAMES: [&[u8]; 9] = [
     b"X-Authgear-Session-Acr",
 ];
 
-/// Why stored bytes could not be decoded.
+/// The reason stored bytes could not be decoded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DecodeError {
     Truncated,

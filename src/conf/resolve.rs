@@ -2,7 +2,7 @@
 
 use super::error::ConfError;
 
-/// What `authgear_resolve` sets in one configuration block.
+/// The setting that `authgear_resolve` makes in one configuration block.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ResolveArg<'a> {
     /// `authgear_resolve off;`
